@@ -1,0 +1,126 @@
+"""Run course notebooks headless and load their definitions, for the demo, the tests and the graders.
+
+* :func:`execute` runs a notebook in a fresh kernel (as nbconvert/nbgrader do), with extra environment
+  variables, and reports every cell that takes longer than a second.
+* :func:`load_definitions` executes only the cells tagged ``setup`` and ``api`` (imports, configuration and
+  the classes and functions of the assignment) into a fresh module, so that tests can use the notebook's own
+  objects without training anything.
+* :func:`save_figures` writes the PNG outputs of cells tagged ``figure-NAME`` to ``NAME.png``.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import sys
+import time
+import types
+from collections.abc import Iterable
+from contextlib import contextmanager
+from pathlib import Path
+
+import nbformat
+from jupyter_client.manager import KernelManager
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+DEFINITION_TAGS = ("setup", "api")
+
+
+class NotebookError(RuntimeError):
+    """A cell of a notebook failed; the message names the cell and the error."""
+
+
+@contextmanager
+def _environment(env: dict[str, str] | None):
+    saved = dict(os.environ)
+    os.environ.update(env or {})
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _cell_title(nb, index: int) -> str:
+    """The nearest markdown heading above a cell, to tell a person where in the notebook it is."""
+    for cell in reversed(nb.cells[:index]):
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("# ").strip()
+    return "top"
+
+
+def execute(path: Path, out: Path | None = None, env: dict[str, str] | None = None, cwd: Path | None = None,
+            timeout: int = 1800, log=print) -> nbformat.NotebookNode:
+    """Execute the notebook at ``path`` in a fresh kernel and return it with its outputs.
+
+    ``env`` is added to the kernel's environment, ``cwd`` is its working directory (default: the notebook's
+    folder), ``out`` (if given) receives the executed notebook even when a cell fails. A failing cell raises
+    :class:`NotebookError` naming the cell.
+    """
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    cwd = Path(cwd) if cwd is not None else path.parent
+    cwd.mkdir(parents=True, exist_ok=True)
+    code_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    started: dict[int, float] = {}
+
+    def on_start(cell, cell_index, **_):
+        started[cell_index] = time.perf_counter()
+
+    def on_done(cell, cell_index, **_):
+        seconds = time.perf_counter() - started.get(cell_index, time.perf_counter())
+        if seconds >= 1.0 and log is not None:
+            n = code_cells.index(cell_index) + 1
+            log(f"  cell {n:>2}/{len(code_cells)} ({_cell_title(nb, cell_index)}): {seconds:.1f} s")
+
+    # ipc transport: the kernel talks over local sockets, not TCP
+    km = KernelManager(kernel_name="python3", transport="ipc")
+    client = NotebookClient(nb, km=km, timeout=timeout, resources={"metadata": {"path": str(cwd)}},
+                            on_cell_execute=on_start, on_cell_executed=on_done)
+    try:
+        with _environment(env):
+            client.execute()
+    except CellExecutionError as err:
+        failed = next((i for i, c in enumerate(nb.cells) if any(o.get("output_type") == "error"
+                                                                 for o in c.get("outputs", []))), None)
+        where = f"cell {failed} ({_cell_title(nb, failed)})" if failed is not None else "a cell"
+        raise NotebookError(f"{path}: {where} failed:\n{err}") from err
+    finally:
+        if out is not None:
+            Path(out).parent.mkdir(parents=True, exist_ok=True)
+            nbformat.write(nb, out)
+    return nb
+
+
+def load_definitions(path: Path, env: dict[str, str] | None = None, tags: Iterable[str] = DEFINITION_TAGS,
+                     name: str = "dino_notebook") -> types.ModuleType:
+    """Execute the cells of ``path`` tagged with any of ``tags`` into a new module and return it."""
+    nb = nbformat.read(Path(path), as_version=4)
+    module = types.ModuleType(name)
+    module.__file__ = str(path)
+    sys.modules[name] = module  # dataclasses, pickling and torch.save need the module to be importable
+    tags = set(tags)
+    with _environment(env):
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type == "code" and tags & set(cell.metadata.get("tags", [])):
+                code = compile(cell.source, f"{path}#cell{index}", "exec")
+                exec(code, module.__dict__)  # noqa: S102 - the course's own notebook
+    return module
+
+
+def save_figures(nb: nbformat.NotebookNode, folder: Path) -> list[Path]:
+    """Write the first PNG output of every cell tagged ``figure-NAME`` to ``folder/NAME.png``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for cell in nb.cells:
+        names = [t[len("figure-"):] for t in cell.metadata.get("tags", []) if t.startswith("figure-")]
+        pngs = [o["data"]["image/png"] for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
+        if names and pngs:
+            target = folder / f"{names[0]}.png"
+            target.write_bytes(base64.b64decode(pngs[0]))
+            written.append(target)
+    return written

@@ -1,0 +1,27 @@
+"""Shared fixtures: the solution notebook's own definitions, loaded once, in the tiny budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from dinocourse.notebook import load_definitions
+
+REPO = Path(__file__).resolve().parents[1]
+SOLUTION = REPO / "solutions" / "01_dino" / "dino.ipynb"
+
+
+@pytest.fixture(scope="session")
+def nb(tmp_path_factory):
+    """The classes and functions of the solution notebook (its `setup` and `api` cells), as a module."""
+    results = tmp_path_factory.mktemp("results")
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    return load_definitions(SOLUTION, env={"DINO_MODE": "tiny", "DINO_RESULTS": str(results)})
+
+
+@pytest.fixture
+def seeded():
+    """Fix torch's global seed for one test."""
+    torch.manual_seed(0)
