@@ -1,0 +1,55 @@
+"""House rules: no committed notebook outputs, ruff clean, CI runs the README's test command, no machine paths."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tracked_files():
+    out = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True)
+    if out.returncode != 0:
+        pytest.skip("not a git checkout")
+    return [REPO / f for f in out.stdout.splitlines()]
+
+
+def test_committed_notebooks_have_no_outputs():
+    notebooks = [f for f in tracked_files() if f.suffix == ".ipynb"]
+    assert notebooks, "no notebooks found"
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type == "code":
+                assert not cell.outputs and cell.execution_count is None, f"{path.name}: cell {i} has outputs"
+
+
+def test_ruff_is_clean():
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--output-format", "concise", "."], cwd=REPO,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    readme = (REPO / "README.md").read_text()
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "make test" in readme and "make demo" in readme
+    commands = [line for line in ci.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    assert commands[-1].strip() == "make test"
+
+
+def test_no_absolute_paths_of_a_machine_in_tracked_files():
+    pattern = ("/" + "work/", "/" + "root/", "/" + "home/", "/" + "tmp/")
+    offenders = []
+    for path in tracked_files():
+        if path.suffix in {".npz", ".png"} or not path.is_file():
+            continue
+        text = path.read_text(errors="ignore")
+        offenders += [f"{path.relative_to(REPO)}: {p}" for p in pattern if p in text]
+    assert not offenders, offenders
