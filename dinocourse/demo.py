@@ -35,9 +35,9 @@ def format_summary(summary: dict, wall_seconds: float) -> str:
     knn = summary["knn_accuracy"]
     width = max(len(name) for name in knn)
     lines = [
-        f"  data:      {summary['data']} PathMNIST at {summary['data_root']} "
+        f"  data:      {summary['data']} PathMNIST at {_rel(Path(summary['data_root']))} "
         f"({summary['train_images']:,} training images)",
-        f"  training:  {summary['epochs']} epochs, {summary['steps']} steps of batch {summary['batch_size']} "
+        f"  training:  {summary['epochs']} epoch(s), {summary['steps']} steps of batch {summary['batch_size']} "
         f"on {summary['device']}: {summary['train_seconds']:.0f} s, final loss {summary['final_loss']:.3f}",
         f"  1-NN accuracy on {summary['knn_test_images']:,} test images:",
         *(f"    {name:<{width}}  {100 * acc:5.1f} %" for name, acc in knn.items()),

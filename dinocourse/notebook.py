@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import os
+import subprocess
 import sys
 import time
 import types
@@ -20,7 +21,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import nbformat
-from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
@@ -76,18 +76,19 @@ def execute(path: Path, out: Path | None = None, env: dict[str, str] | None = No
             n = code_cells.index(cell_index) + 1
             log(f"  cell {n:>2}/{len(code_cells)} ({_cell_title(nb, cell_index)}): {seconds:.1f} s")
 
-    # ipc transport: the kernel talks over local sockets, not TCP
-    km = KernelManager(kernel_name="python3", transport="ipc")
-    client = NotebookClient(nb, km=km, timeout=timeout, resources={"metadata": {"path": str(cwd)}},
+    client = NotebookClient(nb, kernel_name="python3", timeout=timeout, resources={"metadata": {"path": str(cwd)}},
                             on_cell_execute=on_start, on_cell_executed=on_done)
     try:
         with _environment(env):
-            client.execute()
+            # the kernel process's own stderr carries only start-up chatter; cell output arrives via messages
+            client.execute(stderr=subprocess.DEVNULL)
     except CellExecutionError as err:
         failed = next((i for i, c in enumerate(nb.cells) if any(o.get("output_type") == "error"
                                                                  for o in c.get("outputs", []))), None)
         where = f"cell {failed} ({_cell_title(nb, failed)})" if failed is not None else "a cell"
         raise NotebookError(f"{path}: {where} failed:\n{err}") from err
+    except (RuntimeError, TimeoutError) as err:  # the kernel did not start, or a cell ran past the timeout
+        raise NotebookError(f"{path}: could not be executed: {err}") from err
     finally:
         if out is not None:
             Path(out).parent.mkdir(parents=True, exist_ok=True)

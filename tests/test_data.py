@@ -15,7 +15,7 @@ from medmnist.info import INFO
 from PIL import Image
 
 from dinocourse import data
-from dinocourse.data import FILENAME, MANIFEST, SAMPLE_DIR, DataError, PathMNIST, inspect_root, md5sum, subset
+from dinocourse.data import FILENAME, MANIFEST, SAMPLE_DIR, DataError, PathMNIST, md5sum, subset
 from dinocourse.sample import build_sample, make_sample, write_npz
 
 OFFICIAL_FIRST_1000_CLASS_COUNTS = [106, 119, 107, 140, 91, 145, 82, 91, 119]

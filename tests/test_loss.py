@@ -32,8 +32,10 @@ def test_seed_reference_values(nb):
         torch.testing.assert_close(loss.center.flatten(), torch.tensor(center), atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("n_global, n_local, student_temp, teacher_temp, momentum",
-                         [(2, 2, 0.1, 0.04, 0.9), (2, 4, 0.1, 0.07, 0.5), (3, 1, 0.2, 0.05, 0.0), (4, 0, 0.1, 0.1, 0.99)])
+CASES = [(2, 2, 0.1, 0.04, 0.9), (2, 4, 0.1, 0.07, 0.5), (3, 1, 0.2, 0.05, 0.0), (4, 0, 0.1, 0.1, 0.99)]
+
+
+@pytest.mark.parametrize("n_global, n_local, student_temp, teacher_temp, momentum", CASES)
 def test_matches_an_independent_reference_over_several_steps(nb, n_global, n_local, student_temp, teacher_temp,
                                                              momentum):
     gen = torch.Generator().manual_seed(n_global * 10 + n_local)
