@@ -52,13 +52,29 @@ def _cell_title(nb, index: int) -> str:
     return "top"
 
 
+class _LiveClient(NotebookClient):
+    """A NotebookClient that also hands the printed lines of some cells to a callback as they arrive."""
+
+    def __init__(self, nb, live_cells: set[int], on_line, **kwargs):
+        super().__init__(nb, **kwargs)
+        self._live_cells, self._on_line = live_cells, on_line
+
+    def output(self, outs, msg, display_id, cell_index):
+        if cell_index in self._live_cells and msg["msg_type"] == "stream" and msg["content"]["name"] == "stdout":
+            for line in msg["content"]["text"].splitlines():
+                if line.strip():
+                    self._on_line(line)
+        return super().output(outs, msg, display_id, cell_index)
+
+
 def execute(path: Path, out: Path | None = None, env: dict[str, str] | None = None, cwd: Path | None = None,
-            timeout: int = 1800, log=print) -> nbformat.NotebookNode:
+            timeout: int = 1800, log=print, live_tags: Iterable[str] = ("train",)) -> nbformat.NotebookNode:
     """Execute the notebook at ``path`` in a fresh kernel and return it with its outputs.
 
     ``env`` is added to the kernel's environment, ``cwd`` is its working directory (default: the notebook's
-    folder), ``out`` (if given) receives the executed notebook even when a cell fails. A failing cell raises
-    :class:`NotebookError` naming the cell.
+    folder), ``out`` (if given) receives the executed notebook even when a cell fails. ``log`` (if given) gets a
+    line for every cell that took a second or more, and the printed lines of cells tagged with ``live_tags`` as
+    they come. A failing cell raises :class:`NotebookError` naming the cell.
     """
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
@@ -76,8 +92,10 @@ def execute(path: Path, out: Path | None = None, env: dict[str, str] | None = No
             n = code_cells.index(cell_index) + 1
             log(f"  cell {n:>2}/{len(code_cells)} ({_cell_title(nb, cell_index)}): {seconds:.1f} s")
 
-    client = NotebookClient(nb, kernel_name="python3", timeout=timeout, resources={"metadata": {"path": str(cwd)}},
-                            on_cell_execute=on_start, on_cell_executed=on_done)
+    live = {i for i, c in enumerate(nb.cells) if set(live_tags) & set(c.metadata.get("tags", []))}
+    client = _LiveClient(nb, live if log is not None else set(), lambda line: log(f"    {line}"),
+                         kernel_name="python3", timeout=timeout, resources={"metadata": {"path": str(cwd)}},
+                         on_cell_execute=on_start, on_cell_executed=on_done)
     try:
         with _environment(env):
             # the kernel process's own stderr carries only start-up chatter; cell output arrives via messages
