@@ -51,10 +51,11 @@ def test_pseudo_label_counts_are_the_argmax_histogram(nb):
 
 def test_pseudo_label_counts_keep_unused_dimensions_and_use_eval_mode(nb):
     dataset = TensorDataset(torch.randn(10, 4), torch.zeros(10, 1, dtype=torch.long))
-    model = nn.Sequential(nn.Dropout(0.9), nn.Linear(4, 6, bias=True))
+    linear = nn.Linear(4, 6)
     with torch.no_grad():
-        model[1].weight.zero_()
-        model[1].bias.copy_(torch.tensor([0.0, 0.0, 5.0, 0.0, 0.0, 0.0]))
+        linear.weight.zero_()
+        linear.bias.copy_(torch.tensor([0.0, 0.0, 5.0, 0.0, 0.0, 0.0]))
+    model = nn.Sequential(linear, nn.Dropout(0.9))  # in train mode, dropout would scramble the argmax
     model.train()
     counts = nb.pseudo_label_counts(model, dataset, torch.device("cpu"))
     assert counts.tolist() == [0, 0, 10, 0, 0, 0]
