@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 
 import medmnist
+import torch
 from medmnist.info import INFO
 from torch.utils.data import Subset
 
@@ -41,6 +42,7 @@ __all__ = [
     "describe",
     "inspect_root",
     "md5sum",
+    "prepare_root",
     "subset",
 ]
 
@@ -49,14 +51,33 @@ class DataError(RuntimeError):
     """A problem with the dataset files, with a message that says what to do about it."""
 
 
+def _download_requested() -> bool:
+    return os.environ.get("DINO_DOWNLOAD", "0") == "1"
+
+
 def default_data_root() -> Path:
-    """The dataset root: ``$DINO_DATA`` if set, else ``data/`` if the full file is there, else the sample."""
+    """The dataset root: ``$DINO_DATA`` if set, else ``data/`` if the full file is there or is to be downloaded
+    (``DINO_DOWNLOAD=1``), else the embedded sample."""
     env = os.environ.get("DINO_DATA")
     if env:
         return Path(env).expanduser()
-    if (DATA_DIR / FILENAME).exists():
+    if (DATA_DIR / FILENAME).exists() or _download_requested():
         return DATA_DIR
     return SAMPLE_DIR
+
+
+def prepare_root(root: Path | None = None, download: bool | None = None) -> dict:
+    """Make sure ``root`` (default: :func:`default_data_root`) holds a valid PathMNIST file and say what it is.
+
+    Downloads full PathMNIST first when ``download`` (default: ``$DINO_DOWNLOAD == "1"``) is set and the file
+    is missing; then checks it like :func:`inspect_root`, whose result it returns.
+    """
+    root = Path(root).expanduser() if root is not None else default_data_root()
+    if download is None:
+        download = _download_requested()
+    if download and not (root / FILENAME).exists():
+        _download(root)
+    return inspect_root(root)
 
 
 _MD5_CACHE: dict[tuple[str, int, int], str] = {}
@@ -148,11 +169,7 @@ class PathMNIST(medmnist.PathMNIST):
         if size not in (None, 28):
             raise DataError(f"the course uses 28×28 PathMNIST (size=None or 28), got size={size!r}")
         root = Path(root).expanduser() if root is not None else default_data_root()
-        if download is None:
-            download = os.environ.get("DINO_DOWNLOAD", "0") == "1"
-        if download and not (root / FILENAME).exists():
-            _download(root)
-        self.data_info = inspect_root(root)
+        self.data_info = prepare_root(root, download)
         super().__init__(split=split, transform=transform, target_transform=target_transform, download=False,
                          as_rgb=as_rgb, root=str(root), size=size, mmap_mode=mmap_mode)
         if self.data_info["kind"] == "sample":
@@ -168,7 +185,7 @@ def describe(dataset: PathMNIST) -> str:
     return f"{what}\nRoot: {Path(dataset.root)} — {sizes}"
 
 
-class _FirstItems(Subset):
+class _Subset(Subset):
     """A ``Subset`` that still answers the attributes of the dataset it cuts (``num_local``, ``info``, ...)."""
 
     def __getattr__(self, name):
@@ -177,8 +194,11 @@ class _FirstItems(Subset):
         return getattr(self.dataset, name)
 
 
-def subset(dataset, n: int | None):
-    """The first ``n`` items of ``dataset`` (the dataset itself when ``n`` is None or not smaller)."""
+def subset(dataset, n: int | None, seed: int = 0):
+    """``n`` items of ``dataset`` drawn at random (seeded, kept in dataset order); the dataset itself when
+    ``n`` is None or not smaller. Random rather than the first ``n``: a file sorted by class stays balanced."""
     if n is None or n >= len(dataset):
         return dataset
-    return _FirstItems(dataset, range(n))
+    generator = torch.Generator().manual_seed(seed)
+    indices = torch.randperm(len(dataset), generator=generator)[:n].sort().values.tolist()
+    return _Subset(dataset, indices)

@@ -17,10 +17,12 @@ import sys
 import time
 from pathlib import Path
 
-from dinocourse.data import REPO_ROOT, SAMPLE_DIR
+from dinocourse.data import REPO_ROOT, SAMPLE_DIR, default_data_root
 from dinocourse.notebook import NotebookError, execute, save_figures
 
 NOTEBOOK = REPO_ROOT / "solutions" / "01_dino" / "dino.ipynb"
+MARKER = ".dino-demo"  # marks an output folder that the demo may empty
+CELL_TIMEOUT = {"tiny": 600, "quick": 3600, "full": 6 * 3600}  # seconds for one cell (training is one cell)
 
 
 def _rel(path: Path) -> str:
@@ -60,15 +62,22 @@ def main(argv: list[str] | None = None) -> int:
 
     out = args.out.resolve()
     if out.exists():
+        if any(out.iterdir()) and not (out / MARKER).exists():
+            print(f"{out} exists and was not made by this demo; refusing to empty it. Choose another --out.",
+                  file=sys.stderr)
+            return 2
         shutil.rmtree(out)
-    env = {"DINO_MODE": args.mode, "DINO_RESULTS": str(out / "results"),
-           "DINO_DATA": os.environ.get("DINO_DATA") or str(SAMPLE_DIR)}
-    print(f"Running {_rel(args.notebook)} in {args.mode} mode on {_rel(Path(env['DINO_DATA']))}; "
+    out.mkdir(parents=True)
+    (out / MARKER).write_text("made by python -m dinocourse.demo; emptied on its next run\n")
+    # quick and tiny run on the embedded sample unless DINO_DATA says otherwise; full uses the usual default root
+    data_root = os.environ.get("DINO_DATA") or str(SAMPLE_DIR if args.mode != "full" else default_data_root())
+    env = {"DINO_MODE": args.mode, "DINO_RESULTS": str(out / "results"), "DINO_DATA": data_root}
+    print(f"Running {_rel(args.notebook)} in {args.mode} mode on {_rel(Path(data_root))}; "
           f"outputs in {_rel(out)}", flush=True)
     start = time.perf_counter()
     executed = out / args.notebook.name
     try:
-        nb = execute(args.notebook, out=executed, env=env, cwd=out,
+        nb = execute(args.notebook, out=executed, env=env, cwd=out, timeout=CELL_TIMEOUT[args.mode],
                      log=lambda line: print(line, flush=True))
     except NotebookError as err:
         print(f"\nThe notebook failed; the partly executed notebook is {_rel(executed)}.\n{err}", file=sys.stderr)

@@ -103,7 +103,8 @@ def execute(path: Path, out: Path | None = None, env: dict[str, str] | None = No
     except CellExecutionError as err:
         failed = next((i for i, c in enumerate(nb.cells) if any(o.get("output_type") == "error"
                                                                  for o in c.get("outputs", []))), None)
-        where = f"cell {failed} ({_cell_title(nb, failed)})" if failed is not None else "a cell"
+        where = (f"code cell {code_cells.index(failed) + 1}/{len(code_cells)} ({_cell_title(nb, failed)})"
+                 if failed is not None else "a cell")
         raise NotebookError(f"{path}: {where} failed:\n{err}") from err
     except (RuntimeError, TimeoutError) as err:  # the kernel did not start, or a cell ran past the timeout
         raise NotebookError(f"{path}: could not be executed: {err}") from err

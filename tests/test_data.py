@@ -15,7 +15,7 @@ from medmnist.info import INFO
 from PIL import Image
 
 from dinocourse import data
-from dinocourse.data import FILENAME, MANIFEST, SAMPLE_DIR, DataError, PathMNIST, md5sum, subset
+from dinocourse.data import FILENAME, MANIFEST, SAMPLE_DIR, DataError, PathMNIST, md5sum, prepare_root, subset
 from dinocourse.sample import build_sample, make_sample, write_npz
 
 OFFICIAL_FIRST_1000_CLASS_COUNTS = [106, 119, 107, 140, 91, 145, 82, 91, 119]
@@ -70,10 +70,12 @@ def test_pathmnist_loads_the_sample_like_medmnist_does():
     assert "285" in repr(dataset)
 
 
-def test_subset_keeps_the_dataset_attributes():
+def test_subset_is_seeded_random_and_keeps_the_dataset_attributes():
     dataset = PathMNIST(split="test", root=SAMPLE_DIR)
-    head = subset(dataset, 10)
-    assert len(head) == 10 and head.split == "test" and head.data_info["kind"] == "sample"
+    part = subset(dataset, 10)
+    assert len(part) == 10 and part.split == "test" and part.data_info["kind"] == "sample"
+    assert part.indices == sorted(part.indices) and part.indices != list(range(10))
+    assert subset(dataset, 10).indices == part.indices and subset(dataset, 10, seed=1).indices != part.indices
     assert subset(dataset, None) is dataset and subset(dataset, 10_000) is dataset
 
 
@@ -85,6 +87,13 @@ def test_default_root_follows_dino_data_then_full_data_then_the_sample(monkeypat
     assert data.default_data_root() == tmp_path
     monkeypatch.setenv("DINO_DATA", str(tmp_path / "elsewhere"))
     assert data.default_data_root() == tmp_path / "elsewhere"
+
+
+def test_download_request_without_a_root_targets_data(monkeypatch, tmp_path):
+    monkeypatch.delenv("DINO_DATA", raising=False)
+    monkeypatch.setattr(data, "DATA_DIR", tmp_path)
+    monkeypatch.setenv("DINO_DOWNLOAD", "1")
+    assert data.default_data_root() == tmp_path
 
 
 def test_missing_root_and_missing_file_say_what_to_do(tmp_path):
@@ -163,12 +172,14 @@ def test_download_through_medmnist_from_a_local_server(monkeypatch, server, tmp_
     assert len(PathMNIST(split="train", root=root, download=True)) == 12
 
 
-def test_download_from_env_variables(monkeypatch, server, tmp_path):
+def test_download_from_env_variables_before_anything_is_loaded(monkeypatch, server, tmp_path):
+    """What the notebook's setup cell does: prepare_root() downloads, then the datasets load."""
     base, served = server
     fake = fake_full_pathmnist(served)
     point_medmnist_at(monkeypatch, f"{base}/pathmnist.npz", md5sum(fake), {"train": 12, "val": 3, "test": 6})
     monkeypatch.setenv("DINO_DATA", str(tmp_path / "env-root"))
     monkeypatch.setenv("DINO_DOWNLOAD", "1")
+    assert prepare_root()["kind"] == "full"
     assert len(PathMNIST(split="val")) == 3
 
 

@@ -32,7 +32,7 @@ def test_seed_reference_values(nb):
         torch.testing.assert_close(loss.center.flatten(), torch.tensor(center), atol=1e-4, rtol=1e-4)
 
 
-CASES = [(2, 2, 0.1, 0.04, 0.9), (2, 4, 0.1, 0.07, 0.5), (3, 1, 0.2, 0.05, 0.0), (4, 0, 0.1, 0.1, 0.99)]
+CASES = [(2, 2, 0.1, 0.04, 0.9), (2, 4, 0.1, 0.07, 0.5), (3, 1, 0.2, 0.05, 0.0), (4, 1, 0.1, 0.1, 0.99)]
 
 
 @pytest.mark.parametrize("n_global, n_local, student_temp, teacher_temp, momentum", CASES)

@@ -34,7 +34,7 @@ def test_solution_notebook_runs_end_to_end_in_the_tiny_budget(tmp_path):
                                             "DINO teacher (trained)"}
     assert all(0 <= a <= 1 for a in summary["knn_accuracy"].values())
     assert {p.stem for p in save_figures(nb, tmp_path / "figures")} == FIGURES
-    assert (tmp_path / "results" / "dino_tiny_sample.pth").is_file()
+    assert [p.name for p in (tmp_path / "results").glob("*.pth")] == ["dino_tiny_sample_out256_views2+2_seed0.pth"]
 
 
 @pytest.mark.slow
@@ -60,3 +60,12 @@ def test_demo_reports_a_failing_notebook_clearly(tmp_path):
     assert result.returncode == 1
     assert "Part X" in result.stderr and "boom" in result.stderr
     assert (tmp_path / "out" / "broken.ipynb").is_file()
+
+
+def test_demo_never_empties_a_folder_it_did_not_make(tmp_path):
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    result = subprocess.run([sys.executable, "-m", "dinocourse.demo", "--mode", "tiny", "--out", str(tmp_path)],
+                            capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 2 and "refusing" in result.stderr
+    assert precious.read_text() == "keep me"

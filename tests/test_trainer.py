@@ -37,7 +37,8 @@ def test_trainer_builds_student_teacher_optimizer_and_loss(nb, tmp_path):
     assert isinstance(trainer.optim, torch.optim.AdamW)
     assert isinstance(trainer.dino_loss, nb.DINOLoss)
     optimized = {id(p) for g in trainer.optim.param_groups for p in g["params"]}
-    assert optimized == {id(p) for p in trainer.student.parameters() if p.requires_grad}
+    assert {id(p) for p in trainer.student.parameters() if p.requires_grad} <= optimized
+    assert not optimized & {id(p) for p in trainer.teacher.parameters()}
     assert not any(p.requires_grad for p in trainer.teacher.parameters())
 
 
@@ -73,8 +74,8 @@ def test_teacher_sees_only_global_views_gets_no_gradient_and_follows_the_student
     loss = trainer.training_step(batch)
     hook.remove()
     assert loss.ndim == 0 and torch.isfinite(loss)
-    assert len(inputs) == 1
-    torch.testing.assert_close(inputs[0], batch[:2].flatten(0, 1))  # the two global views, view-major
+    # the two global views, view-major (in one call or one call per view)
+    torch.testing.assert_close(torch.cat(inputs), batch[:2].flatten(0, 1))
     assert all(p.grad is None for p in trainer.teacher.parameters())
     momentum = trainer.teacher_ema_schedule(2)
     student = dict(trainer.student.named_parameters())
