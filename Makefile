@@ -29,7 +29,7 @@ lint: $(STAMP)  ## ruff on the code and on the notebooks
 	$(VENV)/bin/ruff check .
 
 data-full: $(STAMP)  ## download full PathMNIST (~200 MB, needs internet) into data/
-	DINO_DATA=data DINO_DOWNLOAD=1 $(PY) -c "from dinocourse.data import PathMNIST, describe; print(describe(PathMNIST('train')))"
+	$(PY) -m dinocourse.data --root data --download
 
 clean:  ## remove outputs of the demo and of notebook runs (keeps .venv and data)
 	rm -rf build results solutions/01_dino/results assignments/01_dino/results

@@ -150,9 +150,10 @@ def _download(root: Path) -> None:
         if target.exists() and md5sum(target) != INFO[FLAG]["MD5"]:
             target.unlink()  # a partial or corrupt download of ours; nothing of the user's is lost
         url = INFO[FLAG]["url"]
+        cause = err.__context__ or err  # medmnist wraps the real error in a generic message
         raise DataError(f"Could not download PathMNIST from {url} into {root}. Check the network, or download "
                         f"{FILENAME} by hand (md5 {INFO[FLAG]['MD5']}) and put it in {root}. "
-                        f"Details: {' '.join(str(err).split())}") from err
+                        f"Cause: {type(cause).__name__}: {' '.join(str(cause).split())}") from err
 
 
 class PathMNIST(medmnist.PathMNIST):
@@ -202,3 +203,25 @@ def subset(dataset, n: int | None, seed: int = 0):
     generator = torch.Generator().manual_seed(seed)
     indices = torch.randperm(len(dataset), generator=generator)[:n].sort().values.tolist()
     return _Subset(dataset, indices)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m dinocourse.data [--root DIR] [--download]``: check (or fetch) a dataset root and describe it."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description="Check a PathMNIST root (and download full PathMNIST into it).")
+    parser.add_argument("--root", type=Path, default=None, help="dataset root (default: as the notebooks choose)")
+    parser.add_argument("--download", action="store_true", help="download full PathMNIST if it is missing")
+    args = parser.parse_args(argv)
+    try:
+        dataset = PathMNIST(split="train", root=args.root, download=args.download or None)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(describe(dataset))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -6,6 +6,8 @@ import functools
 import http.server
 import json
 import shutil
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -203,3 +205,13 @@ def test_corrupt_download_is_rejected_and_removed(monkeypatch, server, tmp_path)
 def test_build_sample_rejects_wrong_shapes():
     with pytest.raises(ValueError, match=r"\(N, 28, 28, 3\) uint8"):
         build_sample(np.zeros((10, 28, 28), np.uint8), np.zeros((10, 1)))
+
+
+def test_command_line_describes_a_root_or_says_what_is_wrong(tmp_path):
+    ok = subprocess.run([sys.executable, "-m", "dinocourse.data", "--root", str(SAMPLE_DIR)],
+                        capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0 and "train 572 / val 143 / test 285" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "dinocourse.data", "--root", str(tmp_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and bad.stderr.startswith("error: No pathmnist.npz in")
+    assert "Traceback" not in bad.stderr
