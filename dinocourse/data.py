@@ -169,10 +169,9 @@ class PathMNIST(medmnist.PathMNIST):
             raise DataError(f"split must be one of {SPLITS}, got {split!r}")
         if size not in (None, 28):
             raise DataError(f"the course uses 28×28 PathMNIST (size=None or 28), got size={size!r}")
-        root = Path(root).expanduser() if root is not None else default_data_root()
         self.data_info = prepare_root(root, download)
         super().__init__(split=split, transform=transform, target_transform=target_transform, download=False,
-                         as_rgb=as_rgb, root=str(root), size=size, mmap_mode=mmap_mode)
+                         as_rgb=as_rgb, root=str(self.data_info["path"].parent), size=size, mmap_mode=mmap_mode)
         if self.data_info["kind"] == "sample":
             # medmnist's __len__ asserts the official split sizes; the sample's are in its manifest
             self.info = {**self.info, "n_samples": self.data_info["n_samples"]}

@@ -18,9 +18,8 @@ import time
 from pathlib import Path
 
 from dinocourse.data import REPO_ROOT, SAMPLE_DIR, default_data_root
-from dinocourse.notebook import NotebookError, execute, save_figures
+from dinocourse.notebook import SOLUTION_NOTEBOOK, NotebookError, execute, save_figures
 
-NOTEBOOK = REPO_ROOT / "solutions" / "01_dino" / "dino.ipynb"
 MARKER = ".dino-demo"  # marks an output folder that the demo may empty
 CELL_TIMEOUT = {"tiny": 600, "quick": 3600, "full": 6 * 3600}  # seconds for one cell (training is one cell)
 
@@ -57,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", default=os.environ.get("DINO_MODE", "quick"), choices=["quick", "tiny", "full"],
                         help="the notebook's budget (default: quick, or $DINO_MODE)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "build" / "demo", help="output folder (emptied)")
-    parser.add_argument("--notebook", type=Path, default=NOTEBOOK, help="the notebook to run")
+    parser.add_argument("--notebook", type=Path, default=SOLUTION_NOTEBOOK, help="the notebook to run")
     args = parser.parse_args(argv)
 
     out = args.out.resolve()
@@ -69,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     (out / MARKER).write_text("made by python -m dinocourse.demo; emptied on its next run\n")
-    # quick and tiny run on the embedded sample unless DINO_DATA says otherwise; full uses the usual default root
-    data_root = os.environ.get("DINO_DATA") or str(SAMPLE_DIR if args.mode != "full" else default_data_root())
+    # full mode uses the notebooks' usual root; quick and tiny use the embedded sample unless DINO_DATA is set
+    data_root = str(default_data_root() if args.mode == "full" else os.environ.get("DINO_DATA") or SAMPLE_DIR)
     env = {"DINO_MODE": args.mode, "DINO_RESULTS": str(out / "results"), "DINO_DATA": data_root}
     print(f"Running {_rel(args.notebook)} in {args.mode} mode on {_rel(Path(data_root))}; "
           f"outputs in {_rel(out)}", flush=True)

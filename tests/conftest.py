@@ -8,12 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from dinocourse.notebook import load_definitions
+from dinocourse.notebook import SOLUTION_NOTEBOOK, load_definitions
 
-REPO = Path(__file__).resolve().parents[1]
-SOLUTION = REPO / "solutions" / "01_dino" / "dino.ipynb"
 # the notebook whose definitions the part tests check (another implementation can be checked the same way)
-NOTEBOOK = Path(os.environ.get("DINO_TEST_NOTEBOOK", SOLUTION))
+NOTEBOOK = Path(os.environ.get("DINO_TEST_NOTEBOOK", SOLUTION_NOTEBOOK))
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from medmnist.info import INFO
 from PIL import Image
 
 from dinocourse import data
-from dinocourse.data import FILENAME, MANIFEST, SAMPLE_DIR, DataError, PathMNIST, md5sum, prepare_root, subset
+from dinocourse.data import FILENAME, MANIFEST, SAMPLE_DIR, SPLITS, DataError, PathMNIST, md5sum, prepare_root, subset
 from dinocourse.sample import build_sample, make_sample, write_npz
 
 OFFICIAL_FIRST_1000_CLASS_COUNTS = [106, 119, 107, 140, 91, 145, 82, 91, 119]
@@ -34,9 +34,9 @@ def test_sample_is_present_and_matches_its_manifest():
 
 def test_sample_splits_are_stratified_4_1_2_and_partition_the_first_1000_train_images():
     with np.load(SAMPLE_DIR / FILENAME) as npz:
-        indices = np.concatenate([npz[f"{s}_source_indices"] for s in ("train", "val", "test")])
-        counts = {s: np.bincount(npz[f"{s}_labels"][:, 0], minlength=9) for s in ("train", "val", "test")}
-        for split in ("train", "val", "test"):
+        indices = np.concatenate([npz[f"{s}_source_indices"] for s in SPLITS])
+        counts = {s: np.bincount(npz[f"{s}_labels"][:, 0], minlength=9) for s in SPLITS}
+        for split in SPLITS:
             assert npz[f"{split}_images"].shape[1:] == (28, 28, 3) and npz[f"{split}_images"].dtype == np.uint8
             assert npz[f"{split}_labels"].shape[1] == 1
     assert sorted(indices.tolist()) == list(range(1000))
@@ -51,7 +51,7 @@ def test_sample_is_rebuilt_byte_for_byte_by_its_script(tmp_path):
     with np.load(SAMPLE_DIR / FILENAME) as npz:
         images = np.zeros((1000, 28, 28, 3), np.uint8)
         labels = np.zeros((1000, 1), np.uint8)
-        for split in ("train", "val", "test"):
+        for split in SPLITS:
             idx = npz[f"{split}_source_indices"]
             images[idx], labels[idx] = npz[f"{split}_images"], npz[f"{split}_labels"]
     source = tmp_path / "source.npz"

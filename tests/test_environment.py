@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 import tomllib
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from dinocourse.data import REPO_ROOT as REPO
 
 
 def pyproject():

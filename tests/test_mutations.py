@@ -10,13 +10,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import nbformat
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SOLUTION = REPO / "solutions" / "01_dino" / "dino.ipynb"
+from dinocourse.data import REPO_ROOT as REPO
+from dinocourse.notebook import SOLUTION_NOTEBOOK as SOLUTION
 
 # name: (test file, old text, new text[, old text, new text ...])
 MUTANTS = {

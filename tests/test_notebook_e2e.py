@@ -5,15 +5,21 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
+import nbformat
 import pytest
 
+from dinocourse.data import REPO_ROOT
+from dinocourse.notebook import SOLUTION_NOTEBOOK as SOLUTION
 from dinocourse.notebook import execute, save_figures
 
-REPO = Path(__file__).resolve().parents[1]
-SOLUTION = REPO / "solutions" / "01_dino" / "dino.ipynb"
 FIGURES = {"samples", "views", "schedules", "loss", "knn", "pseudo-labels"}
+
+
+def run_demo(*args):
+    """`python -m dinocourse.demo --mode tiny ARGS` from the repository root."""
+    return subprocess.run([sys.executable, "-m", "dinocourse.demo", "--mode", "tiny", *map(str, args)],
+                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=600)
 
 
 @pytest.mark.slow
@@ -40,8 +46,7 @@ def test_solution_notebook_runs_end_to_end_in_the_tiny_budget(tmp_path):
 @pytest.mark.slow
 def test_demo_command_runs_and_prints_a_summary(tmp_path):
     out = tmp_path / "demo"
-    result = subprocess.run([sys.executable, "-m", "dinocourse.demo", "--mode", "tiny", "--out", str(out)],
-                            capture_output=True, text=True, cwd=REPO, timeout=600)
+    result = run_demo("--out", out)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1-NN accuracy" in result.stdout and "raw pixels" in result.stdout
     assert (out / "dino.ipynb").is_file() and (out / "results" / "summary.json").is_file()
@@ -49,14 +54,11 @@ def test_demo_command_runs_and_prints_a_summary(tmp_path):
 
 
 def test_demo_reports_a_failing_notebook_clearly(tmp_path):
-    import nbformat
-
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Part X"),
                                          nbformat.v4.new_code_cell("raise ValueError('boom')")])
     path = tmp_path / "broken.ipynb"
     nbformat.write(nb, path)
-    result = subprocess.run([sys.executable, "-m", "dinocourse.demo", "--mode", "tiny", "--notebook", str(path),
-                             "--out", str(tmp_path / "out")], capture_output=True, text=True, cwd=REPO, timeout=300)
+    result = run_demo("--notebook", path, "--out", tmp_path / "out")
     assert result.returncode == 1
     assert "Part X" in result.stderr and "boom" in result.stderr
     assert (tmp_path / "out" / "broken.ipynb").is_file()
@@ -65,7 +67,6 @@ def test_demo_reports_a_failing_notebook_clearly(tmp_path):
 def test_demo_never_empties_a_folder_it_did_not_make(tmp_path):
     precious = tmp_path / "precious.txt"
     precious.write_text("keep me")
-    result = subprocess.run([sys.executable, "-m", "dinocourse.demo", "--mode", "tiny", "--out", str(tmp_path)],
-                            capture_output=True, text=True, cwd=REPO, timeout=120)
+    result = run_demo("--out", tmp_path)
     assert result.returncode == 2 and "refusing" in result.stderr
     assert precious.read_text() == "keep me"
