@@ -35,7 +35,7 @@ class NotebookError(RuntimeError):
 
 
 @contextmanager
-def _environment(env: dict[str, str] | None):
+def environment(env: dict[str, str] | None):
     saved = dict(os.environ)
     os.environ.update(env or {})
     try:
@@ -71,13 +71,15 @@ class _LiveClient(NotebookClient):
 
 
 def execute(path: Path, out: Path | None = None, env: dict[str, str] | None = None, cwd: Path | None = None,
-            timeout: int = 1800, log=print, live_tags: Iterable[str] = ("train",)) -> nbformat.NotebookNode:
+            timeout: int = 1800, log=print, live_tags: Iterable[str] = ("train",),
+            allow_errors: bool = False) -> nbformat.NotebookNode:
     """Execute the notebook at ``path`` in a fresh kernel and return it with its outputs.
 
     ``env`` is added to the kernel's environment, ``cwd`` is its working directory (default: the notebook's
     folder), ``out`` (if given) receives the executed notebook even when a cell fails. ``log`` (if given) gets a
     line for every cell that took a second or more, and the printed lines of cells tagged with ``live_tags`` as
-    they come. A failing cell raises :class:`NotebookError` naming the cell.
+    they come. A failing cell raises :class:`NotebookError` naming the cell, unless ``allow_errors`` (then every
+    cell runs and errors stay in the outputs, as when nbgrader autogrades).
     """
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
@@ -97,10 +99,11 @@ def execute(path: Path, out: Path | None = None, env: dict[str, str] | None = No
 
     live = {i for i, c in enumerate(nb.cells) if set(live_tags) & set(c.metadata.get("tags", []))}
     client = _LiveClient(nb, live if log is not None else set(), lambda line: log(f"    {line}"),
-                         kernel_name="python3", timeout=timeout, resources={"metadata": {"path": str(cwd)}},
+                         kernel_name="python3", timeout=timeout, allow_errors=allow_errors,
+                         resources={"metadata": {"path": str(cwd)}},
                          on_cell_execute=on_start, on_cell_executed=on_done)
     try:
-        with _environment(env):
+        with environment(env):
             # the kernel process's own stderr carries only start-up chatter; cell output arrives via messages
             client.execute(stderr=subprocess.DEVNULL)
     except CellExecutionError as err:
@@ -126,7 +129,7 @@ def load_definitions(path: Path, env: dict[str, str] | None = None, tags: Iterab
     module.__file__ = str(path)
     sys.modules[name] = module  # dataclasses, pickling and torch.save need the module to be importable
     tags = set(tags)
-    with _environment(env):
+    with environment(env):
         for index, cell in enumerate(nb.cells):
             if cell.cell_type == "code" and tags & set(cell.metadata.get("tags", [])):
                 code = compile(cell.source, f"{path}#cell{index}", "exec")

@@ -1,0 +1,191 @@
+"""Run one unit's graders from inside a notebook, against the student's live objects.
+
+A hidden test cell holds one call, ``autograder.check("dino_loss")``. The call
+
+* puts the reference's definitions in place of every other name of the assignment for the duration of the checks
+  (so only this unit is graded, see :mod:`autograder.units`) and restores the student's names afterwards;
+* runs the unit's pytest module from :mod:`autograder.graders` with fixed seeds, and leaves the notebook's random
+  state, warning filters and printed output untouched (nothing reaches stderr, which nbgrader scores as a failure);
+* prints one line per check and, if any failed, raises :class:`GradingFailure`, whose traceback in the notebook is
+  just the report: what was expected, what was got, which part to revisit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import io
+import os
+import random
+import traceback
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from autograder.checks import CheckFailed
+from autograder.units import UNITS, GradingError, Namespace, reference
+
+GRADERS = Path(__file__).with_name("graders")
+OUR_CODE = (str(Path(__file__).parent), str(Path(torch.__file__).parent.parent))  # frames that are not the student's
+
+
+class GradingFailure(AssertionError):
+    """Some checks of a unit failed. In a notebook it shows only its message (IPython's ``_render_traceback_``)."""
+
+    def _render_traceback_(self):
+        return str(self).splitlines()
+
+
+@dataclass
+class Result:
+    name: str       # the check's title (first line of its docstring, with the parameters)
+    passed: bool
+    message: str    # why it failed ('' when it passed)
+
+
+def _title(item) -> str:
+    doc = (item.function.__doc__ or item.name).strip().splitlines()[0].rstrip(".")
+    params = getattr(item, "callspec", None)
+    return f"{doc} [{', '.join(f'{v}' for v in params.params.values())}]" if params else doc
+
+
+def _student_line(tb) -> str:
+    """Where in the student's code an exception was raised (the innermost frame that is not ours or torch's)."""
+    for frame in reversed(traceback.extract_tb(tb)):
+        if frame.filename and not frame.filename.startswith(OUR_CODE) and "site-packages" not in frame.filename:
+            line = (frame.line or "").strip()
+            where = f"in {frame.name}" if frame.name not in ("<module>", "") else "in your cell"
+            return f" ({where}, line {frame.lineno}{': ' + line if line else ''})"
+    return ""
+
+
+def explain(excinfo) -> str:
+    """A one-paragraph message for a failed check, without our traceback."""
+    err = excinfo.value
+    if isinstance(err, (CheckFailed, GradingError)):
+        return str(err)
+    if isinstance(err, AssertionError) and str(err):
+        return str(err).split("\nassert ")[0]
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return f"your code raised {type(err).__name__}{': ' + text if text else ''}{_student_line(excinfo.tb)}"
+
+
+class _Collector:
+    """pytest plugin: hands the live namespace to the graders and records one result per check."""
+
+    def __init__(self, namespace: Namespace):
+        self._namespace = namespace
+        self.results: dict[str, Result] = {}
+
+    def live_namespace(self, unit):
+        return self._namespace
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        outcome = yield
+        report = outcome.get_result()
+        name = _title(item)
+        if report.failed:  # the first failing phase (setup or call) explains the failure
+            if name not in self.results or self.results[name].passed:
+                message = explain(call.excinfo) if call.excinfo else report.longreprtext
+                self.results[name] = Result(name, False, message)
+        elif report.when == "call":
+            self.results.setdefault(name, Result(name, True, ""))
+
+
+def run_graders(unit: str, plugin) -> int:
+    """Run the unit's pytest module quietly with ``plugin``; returns pytest's exit code."""
+    args = [str(GRADERS / f"test_{unit}.py"), "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+            "--capture=no", "-o", "addopts=", "--rootdir", str(GRADERS.parent.parent), "-W", "ignore"]
+    return pytest.main(args, plugins=[plugin])
+
+
+@contextlib.contextmanager
+def _substituted(names: dict, replacements: dict):
+    """Temporarily set ``names[k] = v`` for every replacement; restore (or remove) afterwards."""
+    missing = object()
+    saved = {k: names.get(k, missing) for k in replacements}
+    names.update(replacements)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is missing:
+                names.pop(key, None)
+            else:
+                names[key] = value
+
+
+@contextlib.contextmanager
+def _isolated():
+    """Keep the caller's random state, warning filters, grad mode, output and stderr file descriptor unchanged."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    grad, threads = torch.is_grad_enabled(), torch.get_num_threads()
+    out, err = io.StringIO(), io.StringIO()
+    saved_fd = None
+    try:
+        saved_fd = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)  # C-level warnings of libraries would reach the cell's stderr: drop them
+        os.close(devnull)
+    except OSError:
+        saved_fd = None
+    try:
+        with torch.random.fork_rng(devices=[]), warnings.catch_warnings(), \
+                contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        if saved_fd is not None:
+            os.dup2(saved_fd, 2)
+            os.close(saved_fd)
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+        torch.set_grad_enabled(grad)
+        torch.set_num_threads(threads)
+
+
+def grade_unit(unit: str, names: dict) -> tuple[str, list[Result]]:
+    """Run the graders of ``unit`` against the live definitions in ``names``; returns the part and the results."""
+    if unit not in UNITS:
+        raise ValueError(f"unknown unit {unit!r}; the units are {', '.join(UNITS)}")
+    ref = reference()
+    part = ref.parts[unit]
+    collector = _Collector(Namespace(names, unit, part))
+    with _isolated(), _substituted(names, ref.others(unit)):
+        torch.set_grad_enabled(True)
+        code = run_graders(unit, collector)
+    results = list(collector.results.values())
+    if code not in (0, 1) or not results:  # pytest itself failed: a usage error or no test collected
+        results.append(Result("the graders ran", False, f"pytest exited with code {code}; report this to your "
+                              "instructor"))
+    return part, results
+
+
+def format_report(unit: str, part: str, results: list[Result]) -> str:
+    failed = [r for r in results if not r.passed]
+    head = (f"{part}: all {len(results)} checks of `{unit}` passed" if not failed else
+            f"{part}: {len(failed)} of {len(results)} checks of `{unit}` failed")
+    lines = [head]
+    for r in results:
+        lines.append(f"  {'ok  ' if r.passed else 'FAIL'} {r.name}")
+        if not r.passed:
+            lines.extend(f"         {line}" for line in r.message.splitlines())
+    if failed:
+        lines.append(f"Revisit {part}, fix the code of `{unit}` and run its cell and this test cell again.")
+    return "\n".join(lines)
+
+
+def check(unit: str, names: dict | None = None) -> None:
+    """Grade ``unit`` in the calling notebook (its globals, unless ``names`` is given); raise if a check fails."""
+    if names is None:
+        names = inspect.currentframe().f_back.f_globals
+    part, results = grade_unit(unit, names)
+    report = format_report(unit, part, results)
+    if any(not r.passed for r in results):
+        raise GradingFailure(report)
+    print(report)
