@@ -58,6 +58,7 @@ def _student_line(tb) -> str:
     for frame in reversed(traceback.extract_tb(tb)):
         if frame.filename and not frame.filename.startswith(OUR_CODE) and "site-packages" not in frame.filename:
             line = (frame.line or "").strip()
+            line = "" if line.startswith("raise ") else line[:100]  # the message already says what was raised
             where = f"in {frame.name}" if frame.name not in ("<module>", "") else "in your cell"
             return f" ({where}, line {frame.lineno}{': ' + line if line else ''})"
     return ""
@@ -149,6 +150,13 @@ def _isolated():
         torch.set_num_threads(threads)
 
 
+def _silent_tqdm(*args, **kwargs):
+    """tqdm without a progress bar (a notebook bar would be a widget in the test cell's output)."""
+    from tqdm.std import tqdm
+
+    return tqdm(*args, **{**kwargs, "disable": True})
+
+
 def grade_unit(unit: str, names: dict) -> tuple[str, list[Result]]:
     """Run the graders of ``unit`` against the live definitions in ``names``; returns the part and the results."""
     if unit not in UNITS:
@@ -156,7 +164,7 @@ def grade_unit(unit: str, names: dict) -> tuple[str, list[Result]]:
     ref = reference()
     part = ref.parts[unit]
     collector = _Collector(Namespace(names, unit, part))
-    with _isolated(), _substituted(names, ref.others(unit)):
+    with _isolated(), _substituted(names, {**ref.others(unit), "tqdm": _silent_tqdm}):
         torch.set_grad_enabled(True)
         code = run_graders(unit, collector)
     results = list(collector.results.values())
@@ -167,14 +175,21 @@ def grade_unit(unit: str, names: dict) -> tuple[str, list[Result]]:
 
 
 def format_report(unit: str, part: str, results: list[Result]) -> str:
+    """One line per check; failed checks with the same message share it (listing at most three of them)."""
     failed = [r for r in results if not r.passed]
     head = (f"{part}: all {len(results)} checks of `{unit}` passed" if not failed else
             f"{part}: {len(failed)} of {len(results)} checks of `{unit}` failed")
     lines = [head]
     for r in results:
-        lines.append(f"  {'ok  ' if r.passed else 'FAIL'} {r.name}")
-        if not r.passed:
-            lines.extend(f"         {line}" for line in r.message.splitlines())
+        if r.passed:
+            lines.append(f"  ok   {r.name}")
+    groups: dict[str, list[str]] = {}
+    for r in failed:
+        groups.setdefault(r.message, []).append(r.name)
+    for message, names in groups.items():
+        shown = names if len(names) <= 3 else names[:2] + [f"... and {len(names) - 2} more checks"]
+        lines += [f"  FAIL {name}" for name in shown]
+        lines += [f"       -> {line}" if i == 0 else f"          {line}" for i, line in enumerate(message.splitlines())]
     if failed:
         lines.append(f"Revisit {part}, fix the code of `{unit}` and run its cell and this test cell again.")
     return "\n".join(lines)

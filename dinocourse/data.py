@@ -25,7 +25,8 @@ import torch
 from medmnist.info import INFO
 from torch.utils.data import Subset
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from dinocourse import REPO_ROOT
+
 DATA_DIR = REPO_ROOT / "data"
 SAMPLE_DIR = DATA_DIR / "sample"
 FLAG = "pathmnist"

@@ -24,7 +24,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from dinocourse.data import REPO_ROOT
+from dinocourse import REPO_ROOT
 
 SOLUTION_NOTEBOOK = REPO_ROOT / "solutions" / "01_dino" / "dino.ipynb"  # Assignment 1, the reference
 DEFINITION_TAGS = ("setup", "api")

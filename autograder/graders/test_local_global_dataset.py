@@ -69,10 +69,15 @@ def test_local_views_are_zoomed_in_crops(ns):
            f"{global2:.3f}): they do not look zoomed in", "Use RandomResizedCrop(28, scale=(0.2, 0.8))")
 
 
+@pytest.fixture(scope="module")
+def statistics(ns):
+    return view_statistics(ns, 0, reference().module.LocalGlobalPathMNIST.NORMALIZE)
+
+
 @pytest.mark.parametrize("kind", ["global 1", "global 2", "local"])
-def test_augmentation_statistics_match_the_reference(ns, values, kind):
+def test_augmentation_statistics_match_the_reference(values, statistics, kind):
     """Brightness, roughness and share of solarized views match the reference's augmentations"""
-    got = view_statistics(ns, 0, reference().module.LocalGlobalPathMNIST.NORMALIZE)[kind]
+    got = statistics[kind]
     hints = {"brightness": "Check colour jitter, solarization and the normalisation",
              "roughness": "Check the Gaussian blur (global 1 always, global 2 10 %, local 50 %) and the crop",
              "solarized": "Solarize (threshold 0.5 on [0, 1]) global 2 views only, with probability 0.2"}
