@@ -134,7 +134,8 @@ def format_table(result: dict, manual: float = 0.0) -> str:
     for grade_id, t in result["tests"].items():
         first = t["message"].splitlines()[0] if t["message"] else ""
         status = "ok  " if t["passed"] else "FAIL"
-        lines.append(f"{grade_id:<{width}}  {t['unit']:<20}  {t['points']:>4g} / {t['max_points']:<2g}  {status} {first}")
+        points = f"{t['points']:>4g} / {t['max_points']:<2g}"
+        lines.append(f"{grade_id:<{width}}  {t['unit']:<20}  {points}  {status} {first}")
     lines.append(f"{'total':<{width}}  {'':<20}  {result['score']:>4g} / {result['max_score']:<2g}"
                  + (f"  (+ {manual:g} points graded by hand)" if manual else ""))
     for grade_id, t in result["tests"].items():

@@ -34,7 +34,8 @@ def differences(new, old, path="", rel=1e-6, abs_=1e-9) -> list[str]:
     if isinstance(new, list) and isinstance(old, list):
         if len(new) != len(old):
             return [f"{path}: {len(old)} values, now {len(new)}"]
-        return [d for i, (a, b) in enumerate(zip(new, old)) for d in differences(a, b, f"{path}[{i}]", rel, abs_)]
+        pairs = enumerate(zip(new, old, strict=True))
+        return [d for i, (a, b) in pairs for d in differences(a, b, f"{path}[{i}]", rel, abs_)]
     if isinstance(new, (int, float)) and isinstance(old, (int, float)):
         return [] if math.isclose(new, old, rel_tol=rel, abs_tol=abs_) else [f"{path}: {old} in the file, now {new}"]
     return [] if new == old else [f"{path}: {old!r} in the file, now {new!r}"]

@@ -51,8 +51,8 @@ class NameStubs(NbGraderPreprocessor):
             for i, line in enumerate(lines):
                 if line.strip() == STUB:
                     what = stub_message(lines, i, meta.get("grade_id", "this cell"))
-                    lines[i] = line.replace(STUB, f'raise NotImplementedError("{what}: not implemented yet; write '
-                                                  'your code between START CODE HERE and END CODE HERE")')
+                    lines[i] = line.replace(STUB, f'raise NotImplementedError("{what} is not implemented yet: '
+                                                  'write your code between START CODE HERE and END CODE HERE")')
             cell.source = "\n".join(lines)
         return cell, resources
 

@@ -23,7 +23,8 @@ def test_seed_values_over_three_steps(ns):
                [0.6667, 0.6905, 0.7143, 0.7381, 0.7619, 0.7857, 0.8095, 0.8333],
                [0.7778, 0.8056, 0.8333, 0.8611, 0.8889, 0.9167, 0.9444, 0.9722]]
     expect_close(loss.center, torch.zeros(8), "the centre before the first step", "It starts at zero")
-    for step, (temp, value, center) in enumerate(zip([0.05, 0.08, 0.1], [1.8159, 1.9949, 2.0686], centers), 1):
+    steps = zip([0.05, 0.08, 0.1], [1.8159, 1.9949, 2.0686], centers, strict=True)
+    for step, (temp, value, center) in enumerate(steps, 1):
         expect_close(loss(student, teacher, teacher_temp=temp), value, f"loss at step {step} "
                      f"(teacher_temp={temp})", HINTS)
         expect_close(loss.center, center, f"centre after step {step}", "center = center_momentum * center + "

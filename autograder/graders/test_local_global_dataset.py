@@ -83,8 +83,8 @@ def test_augmentation_statistics_match_the_reference(values, statistics, kind):
              "solarized": "Solarize (threshold 0.5 on [0, 1]) global 2 views only, with probability 0.2"}
     for stat, ref in values["local_global_dataset"][kind].items():
         if abs(got[stat] - ref["mean"]) > ref["tolerance"]:
-            fail(f"{kind} views, {stat} over {VIEW_IMAGES} images: expected {ref['mean']:.3f} ± {ref['tolerance']:.3f}, got "
-                 f"{got[stat]:.3f}", hints[stat])
+            fail(f"{kind} views, {stat} over {VIEW_IMAGES} images: expected {ref['mean']:.3f} ± "
+                 f"{ref['tolerance']:.3f}, got {got[stat]:.3f}", hints[stat])
 
 
 def test_too_few_views_are_refused(ns):
