@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help venv demo test test-fast lint data-full clean
+.PHONY: help venv demo test test-fast lint data-full release reference grade benchmark clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -30,6 +30,18 @@ lint: $(STAMP)  ## ruff on the code and on the notebooks
 
 data-full: $(STAMP)  ## download full PathMNIST (~200 MB, needs internet) into data/
 	$(PY) -m dinocourse.data --root data --download
+
+release: $(STAMP)  ## regenerate the student notebook assignments/01_dino/dino.ipynb from solutions/ (nbgrader)
+	$(PY) -m autograder release
+
+reference: $(STAMP)  ## regenerate autograder/reference_values.json from the solution notebook
+	$(PY) -m autograder reference
+
+grade: $(STAMP)  ## grade one notebook as nbgrader autograde would: make grade NOTEBOOK=path/to/dino.ipynb
+	$(PY) -m autograder grade $(NOTEBOOK) $(if $(JSON),--json $(JSON))
+
+benchmark: $(STAMP)  ## seconds to grade one submission (median of 5, solution and stubs)
+	$(PY) -m autograder.benchmark
 
 clean:  ## remove outputs of the demo and of notebook runs (keeps .venv and data)
 	rm -rf build results solutions/01_dino/results assignments/01_dino/results

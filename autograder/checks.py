@@ -11,7 +11,7 @@ class CheckFailed(AssertionError):
     """A grader check failed; the message is written for the student."""
 
 
-def fmt(value, digits: int = 4) -> str:
+def fmt(value, digits: int = 5) -> str:
     """A short, readable rendering of a number, a list or a tensor."""
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().tolist()

@@ -44,7 +44,7 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
                               f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}") from None
 
 
-def test_cells(nb) -> dict[str, nbformat.NotebookNode]:
+def graded_test_cells(nb) -> dict[str, nbformat.NotebookNode]:
     """The autograded test cells of the instructor's notebook, by grade_id."""
     return {nbgrader_meta(c)["grade_id"]: c for c in nb.cells
             if c.cell_type == "code" and nbgrader_meta(c).get("grade") and not nbgrader_meta(c).get("solution")}
@@ -86,7 +86,7 @@ def grade_notebook(path: Path, source: Path = SOLUTION_NOTEBOOK, timeout: int = 
     """Grade the notebook at ``path``; returns the JSON-ready result (see the module's docstring)."""
     submission = read_notebook(path)
     original = nbformat.read(Path(source), as_version=4)
-    expected = test_cells(original)
+    expected = graded_test_cells(original)
     restore(submission, original)
     for cell in submission.cells:
         if cell.cell_type == "code":
@@ -103,7 +103,7 @@ def grade_notebook(path: Path, source: Path = SOLUTION_NOTEBOOK, timeout: int = 
             submission = nbformat.read(work, as_version=4)
         if executed is not None:
             nbformat.write(submission, executed)
-    found = test_cells(submission)
+    found = graded_test_cells(submission)
     tests = {}
     for grade_id, cell in expected.items():
         unit, max_points = unit_of_test(grade_id), float(nbgrader_meta(cell)["points"])
