@@ -146,14 +146,26 @@ def trainer_schedules(ns) -> dict:
                 teacher_ema_schedule=ns.CosineSchedule(0.9, 0.99))
 
 
+_START_WEIGHTS: dict = {}
+
+
+def start_weights(model_class, out_dim: int) -> dict:
+    """The weights every trainer under test starts from: a ViTTinyDINO made after torch.manual_seed(1) (cached)."""
+    key = (model_class, out_dim)
+    if key not in _START_WEIGHTS:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(1)
+            _START_WEIGHTS[key] = {k: v.clone() for k, v in model_class(out_dim).state_dict().items()}
+    return _START_WEIGHTS[key]
+
+
 def make_trainer(ns, ckpt, n_images=8, batch_size=4, out_dim=16):
     """A DINOTrainer on a few sample images, with every implementation starting from the same weights."""
     torch.manual_seed(0)
     dataset = subset(ns.LocalGlobalPathMNIST(num_local=2, num_global=2, root=SAMPLE_DIR), n_images)
     trainer = ns.DINOTrainer(dataset=dataset, batch_size=batch_size, out_dim=out_dim, ckpt_name=ckpt,
                              **trainer_schedules(ns))
-    torch.manual_seed(1)  # whatever order the trainer builds its modules in, both start from these weights
-    start = ns.ViTTinyDINO(out_dim).state_dict()
+    start = start_weights(ns.ViTTinyDINO, out_dim)  # whatever order the trainer builds its modules in
     trainer.student.load_state_dict(start)
     trainer.teacher.model.load_state_dict(start)
     for schedule in (trainer.lr_schedule, trainer.wd_schedule, trainer.teacher_temp_schedule,
