@@ -87,7 +87,7 @@ class Reference:
                 if cell.cell_type != "code" or not tags & set(DEFINITION_TAGS):
                     continue
                 before = dict(self.module.__dict__)
-                exec(compile(cell.source, f"{self.path.name}#cell{index}", "exec"), self.module.__dict__)  # noqa: S102
+                exec(compile(cell.source, f"<reference {self.path.name} cell {index}>", "exec"), self.module.__dict__)  # noqa: S102
                 defined = tuple(k for k, v in self.module.__dict__.items() if k not in before or before[k] is not v)
                 if "api" in tags:
                     self.api_names.update(defined)
