@@ -50,7 +50,7 @@ class NameStubs(NbGraderPreprocessor):
             lines = cell.source.split("\n")
             for i, line in enumerate(lines):
                 if line.strip() == STUB:
-                    what = stub_message(lines, i, meta.get("grade_id", "this cell"))
+                    what = stub_message(lines, i, f"the cell `{meta.get('grade_id', '')}`")
                     lines[i] = line.replace(STUB, f'raise NotImplementedError("{what} is not implemented yet: '
                                                   'write your code between START CODE HERE and END CODE HERE")')
             cell.source = "\n".join(lines)
