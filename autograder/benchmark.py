@@ -17,9 +17,9 @@ import time
 
 from autograder.release import venv_env
 from dinocourse import REPO_ROOT
+from dinocourse.notebook import RELEASE_NOTEBOOK as RELEASE
 from dinocourse.notebook import SOLUTION_NOTEBOOK
 
-RELEASE = REPO_ROOT / "assignments" / "01_dino" / "dino.ipynb"
 GOAL_SECONDS = 20.0
 
 

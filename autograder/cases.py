@@ -81,9 +81,9 @@ VIEW_TOLERANCE = 4.0      # a statistic may lie this many reference standard dev
 VIEW_FLOOR = {"brightness": 0.01, "roughness": 0.003, "solarized": 0.03}  # smallest tolerance of each statistic
 
 
-def unnormalize(ns, views: torch.Tensor) -> torch.Tensor:
-    norm = ns.LocalGlobalPathMNIST.NORMALIZE
-    mean, std = torch.tensor(norm.mean).view(3, 1, 1), torch.tensor(norm.std).view(3, 1, 1)
+def unnormalize(views: torch.Tensor, normalize) -> torch.Tensor:
+    """Undo a ``transforms.Normalize`` on views of shape (..., 3, H, W)."""
+    mean, std = torch.tensor(normalize.mean).view(3, 1, 1), torch.tensor(normalize.std).view(3, 1, 1)
     return views * std + mean
 
 
@@ -97,9 +97,7 @@ def view_statistics(ns, seed: int, reference_normalize) -> dict[str, dict[str, f
     torch.manual_seed(seed)
     dataset = ns.LocalGlobalPathMNIST(num_local=2, num_global=2, root=SAMPLE_DIR)
     views = torch.stack([dataset[i] for i in range(VIEW_IMAGES)])  # (images, 4, 3, 28, 28)
-    mean = torch.tensor(reference_normalize.mean).view(3, 1, 1)
-    std = torch.tensor(reference_normalize.std).view(3, 1, 1)
-    pixels = views * std + mean
+    pixels = unnormalize(views, reference_normalize)
     kinds = {"global 1": pixels[:, 0], "global 2": pixels[:, 1], "local": pixels[:, 2:].flatten(0, 1)}
     return {kind: {"brightness": float(x.mean()),
                    "roughness": float((x[..., 1:, :] - x[..., :-1, :]).abs().mean()),

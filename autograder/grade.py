@@ -52,13 +52,14 @@ def graded_test_cells(nb) -> dict[str, nbformat.NotebookNode]:
 
 def restore(submission, source) -> None:
     """Overwrite test cells and locked cells of the submission with the source's (as nbgrader's OverwriteCells)."""
-    originals = {nbgrader_meta(c)["grade_id"]: c for c in source.cells
-                 if nbgrader_meta(c).get("grade_id") and (nbgrader_meta(c).get("locked") or
-                                                          (nbgrader_meta(c).get("grade")
-                                                           and not nbgrader_meta(c).get("solution")))}
+    originals = {}
+    for c in source.cells:
+        meta = nbgrader_meta(c)
+        if meta.get("grade_id") and not meta.get("solution") and (meta.get("locked") or meta.get("grade")):
+            originals[meta["grade_id"]] = c
     for cell in submission.cells:
         original = originals.get(nbgrader_meta(cell).get("grade_id"))
-        if original is not None and not nbgrader_meta(original).get("solution"):
+        if original is not None:
             cell.cell_type = original.cell_type
             cell.source = original.source
             cell.metadata["nbgrader"] = dict(nbgrader_meta(original))

@@ -81,7 +81,7 @@ class Reference:
         self.names: dict[str, tuple[str, ...]] = {}
         self.api_names: set[str] = set()
         self.parts = {unit: part_of(self.nb, index) for unit, index in unit_cells(self.nb).items()}
-        with _quiet(), environment(env):
+        with quiet(), environment(env):
             for index, cell in enumerate(self.nb.cells):
                 tags = set(cell.metadata.get("tags", []))
                 if cell.cell_type != "code" or not tags & set(DEFINITION_TAGS):
@@ -109,7 +109,7 @@ def reference() -> Reference:
     """The reference definitions, loaded once per process in the grading budget (``DINO_MODE=tiny``)."""
     import torch
 
-    with torch.random.fork_rng():  # the setup cells seed torch: leave the caller's random state alone
+    with torch.random.fork_rng(devices=[]):  # the setup cells seed torch: leave the caller's random state alone
         return Reference(env={"DINO_MODE": "tiny"})
 
 
@@ -144,7 +144,7 @@ def notebook_namespace(path: Path, unit: str) -> Namespace:
     names = dict(ref.module.__dict__)
     names["__name__"] = f"submission_{unit}"
     try:
-        with _quiet():
+        with quiet():
             exec(compile(nb.cells[index].source, f"<your cell: {unit}>", "exec"), names)  # noqa: S102
     except BaseException as err:  # noqa: BLE001 - a broken cell is the student's, and is reported as such
         raise GradingError(f"running your cell for {ref.parts[unit]} failed: {type(err).__name__}: {err}") from None
@@ -152,7 +152,7 @@ def notebook_namespace(path: Path, unit: str) -> Namespace:
 
 
 @contextlib.contextmanager
-def _quiet():
+def quiet():
     """Swallow what the code run inside prints (to stdout and stderr)."""
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         yield

@@ -27,6 +27,7 @@ from nbclient.exceptions import CellExecutionError
 from dinocourse import REPO_ROOT
 
 SOLUTION_NOTEBOOK = REPO_ROOT / "solutions" / "01_dino" / "dino.ipynb"  # Assignment 1, the reference
+RELEASE_NOTEBOOK = REPO_ROOT / "assignments" / "01_dino" / "dino.ipynb"  # Assignment 1, as students get it
 DEFINITION_TAGS = ("setup", "api")
 
 

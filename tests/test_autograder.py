@@ -21,9 +21,8 @@ from autograder.release import venv_env
 from autograder.runner import GradingFailure, check, grade_unit
 from autograder.units import TEST_ID, UNITS, nbgrader_meta, reference, unit_cells
 from dinocourse import REPO_ROOT
+from dinocourse.notebook import RELEASE_NOTEBOOK as RELEASE
 from dinocourse.notebook import SOLUTION_NOTEBOOK
-
-RELEASE = REPO_ROOT / "assignments" / "01_dino" / "dino.ipynb"
 
 
 def autograder(*args, timeout=600):
@@ -102,8 +101,8 @@ def test_grading_in_a_kernel_namespace_restores_names_and_random_state(capsys):
 
 def test_a_failure_reads_as_expected_versus_got_without_our_traceback():
     names = dict(vars(reference().module))
-    code = nbformat.read(SOLUTION_NOTEBOOK, as_version=4).cells[unit_cells(
-        nbformat.read(SOLUTION_NOTEBOOK, as_version=4))["dino_loss"]].source
+    solution = nbformat.read(SOLUTION_NOTEBOOK, as_version=4)
+    code = solution.cells[unit_cells(solution)["dino_loss"]].source
     exec(code.replace("if s_idx == t_idx:", "if False:"), names)  # noqa: S102 - a planted bug
     with pytest.raises(GradingFailure) as err:
         check("dino_loss", names)

@@ -35,7 +35,7 @@ def test_every_view_is_normalised_exactly_once(ns):
     """Every view is normalised once (undoing NORMALIZE gives pixels in [0, 1])"""
     views = views_of(ns, num_local=2, num_global=3)
     for v in range(views.shape[1]):
-        pixels = unnormalize(ns, views[:, v])
+        pixels = unnormalize(views[:, v], ns.LocalGlobalPathMNIST.NORMALIZE)
         expect(float(pixels.min()) >= -1e-3 and float(pixels.max()) <= 1 + 1e-3, f"view {v}: after undoing "
                f"NORMALIZE, expected pixels in [0, 1], got [{float(pixels.min()):.3f}, {float(pixels.max()):.3f}]",
                "Convert with ToTensor first and apply NORMALIZE exactly once, as the last step of every view")
@@ -59,7 +59,7 @@ def test_views_differ_and_are_reproducible_with_a_seed(ns):
 
 def test_local_views_are_zoomed_in_crops(ns):
     """Local views are crops of 20-80 % of the image resized to 28x28 (smoother than global 2)"""
-    views = unnormalize(ns, views_of(ns, 24, num_local=4, num_global=2))
+    views = unnormalize(views_of(ns, 24, num_local=4, num_global=2), ns.LocalGlobalPathMNIST.NORMALIZE)
 
     def roughness(x):
         return float((x[..., 1:, :] - x[..., :-1, :]).abs().mean())
