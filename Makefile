@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help venv demo test test-fast lint data-full release reference grade benchmark clean
+.PHONY: help venv sandbox demo test test-fast lint data-full release reference grade autograde benchmark benchmark-class clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -16,10 +16,16 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)  ## create/update the virtual environment in .venv (pinned torch, timm, medmnist, nbgrader, ...)
 
-demo: $(STAMP)  ## the main job: run the solution notebook end to end (quick mode on the sample), save figures, summarise
+sandbox:  ## install bubblewrap, the sandbox of class grading (apt-get; needs root or sudo; warns if it cannot)
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq bubblewrap; } >/dev/null 2>&1 || \
+	  echo "WARNING: could not install bubblewrap; class grading will use resource limits only (see autograder/README.md)"; }
+
+demo: $(STAMP) sandbox  ## the main job: run the solution notebook end to end (quick mode on the sample), save figures, summarise
 	$(PY) -m dinocourse.demo
 
-test: $(STAMP)  ## the whole test suite, slow end-to-end tests included (what CI runs)
+test: $(STAMP) sandbox  ## the whole test suite, slow end-to-end tests included (what CI runs)
 	$(PY) -m pytest
 
 test-fast: $(STAMP)  ## the test suite without the slow end-to-end tests
@@ -40,8 +46,14 @@ reference: $(STAMP)  ## regenerate autograder/reference_values.json from the sol
 grade: $(STAMP)  ## grade one notebook as nbgrader autograde would: make grade NOTEBOOK=path/to/dino.ipynb
 	$(PY) -m autograder grade $(NOTEBOOK) $(if $(JSON),--json $(JSON))
 
+autograde: $(STAMP) sandbox  ## grade a class: make autograde [COURSE=dir] [WORKERS=n] (submitted/<student>/01_dino/dino.ipynb)
+	$(PY) -m autograder autograde 01_dino --course $(or $(COURSE),.) $(if $(WORKERS),--workers $(WORKERS))
+
 benchmark: $(STAMP)  ## seconds to grade one submission (median of 5, solution and stubs)
 	$(PY) -m autograder.benchmark
+
+benchmark-class: $(STAMP) sandbox  ## seconds per submission grading 20 generated submissions with 1 and 2 workers
+	$(PY) -m autograder.classbench
 
 clean:  ## remove outputs of the demo and of notebook runs (keeps .venv and data)
 	rm -rf build results solutions/01_dino/results assignments/01_dino/results

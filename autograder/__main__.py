@@ -1,4 +1,4 @@
-"""python -m autograder {grade,reference,release} ... (see the package's docstring)."""
+"""python -m autograder {grade,autograde,reference,release} ... (see the package's docstring)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ USAGE = """usage: python -m autograder COMMAND ...
 
 commands:
   grade NOTEBOOK [--json OUT]   grade one notebook as nbgrader autograde would; print a table, write JSON
+  autograde ASSIGNMENT [--course DIR] [--workers N] [--timeout S] [--memory MB] [--force]
+                                grade a whole class in the sandbox: gradebook, feedback, grades.csv, report
   reference [--check]           regenerate autograder/reference_values.json from the solution (or check it)
   release [--check]             regenerate assignments/01_dino/dino.ipynb from solutions/ (or check it)
 """
@@ -23,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
         from autograder.grade import main as grade
 
         return grade(rest)
+    if command == "autograde":
+        from autograder.autograde import main as autograde
+
+        return autograde(rest)
     if command in ("reference", "release"):
         import argparse
 

@@ -216,7 +216,17 @@ def generate(ns, workdir: Path) -> dict:
     }
 
 
+_INSTALLED_VALUES: list[dict] = []
+
+
+def install_values(values: dict) -> None:
+    """Make ``values`` what :func:`load_values` returns in this process (a class-grading worker gets them piped)."""
+    _INSTALLED_VALUES[:] = [values]
+
+
 def load_values() -> dict:
+    if _INSTALLED_VALUES:
+        return _INSTALLED_VALUES[0]
     if not VALUES_FILE.is_file():
         raise FileNotFoundError(f"{VALUES_FILE} is missing: run `python -m autograder reference` (make reference)")
     return json.loads(VALUES_FILE.read_text())

@@ -45,6 +45,7 @@ class Result:
     name: str       # the check's title (first line of its docstring, with the parameters)
     passed: bool
     message: str    # why it failed ('' when it passed)
+    visible: bool = False  # the check mirrors the unit's visible test cell (marked ``@pytest.mark.visible``)
 
 
 def _title(item) -> str:
@@ -89,20 +90,20 @@ class _Collector:
     def pytest_runtest_makereport(self, item, call):
         outcome = yield
         report = outcome.get_result()
-        name = _title(item)
+        name, visible = _title(item), item.get_closest_marker("visible") is not None
         if report.failed:  # the first failing phase (setup or call) explains the failure
             if name not in self.results or self.results[name].passed:
                 message = explain(call.excinfo) if call.excinfo else report.longreprtext
-                self.results[name] = Result(name, False, message)
+                self.results[name] = Result(name, False, message, visible)
         elif report.when == "call":
-            self.results.setdefault(name, Result(name, True, ""))
+            self.results.setdefault(name, Result(name, True, "", visible))
 
 
-def run_graders(unit: str, plugin) -> int:
-    """Run the unit's pytest module quietly with ``plugin``; returns pytest's exit code."""
+def run_graders(unit: str, *plugins) -> int:
+    """Run the unit's pytest module quietly with ``plugins``; returns pytest's exit code."""
     args = [str(GRADERS / f"test_{unit}.py"), "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
             "--capture=no", "-o", "addopts=", "--rootdir", str(GRADERS.parent.parent), "-W", "ignore"]
-    return pytest.main(args, plugins=[plugin])
+    return pytest.main(args, plugins=list(plugins))
 
 
 @contextlib.contextmanager
@@ -154,8 +155,12 @@ def _silent_tqdm(*args, **kwargs):
     return tqdm(*args, **{**kwargs, "disable": True})
 
 
-def grade_unit(unit: str, names: dict) -> tuple[str, list[Result]]:
-    """Run the graders of ``unit`` against the live definitions in ``names``; returns the part and the results."""
+def grade_unit(unit: str, names: dict, plugins=()) -> tuple[str, list[Result]]:
+    """Run the graders of ``unit`` against the live definitions in ``names``; returns the part and the results.
+
+    ``plugins`` are further pytest plugins (the class-grading worker adds a guard that checks after every check
+    that the graders were not modified).
+    """
     if unit not in UNITS:
         raise ValueError(f"unknown unit {unit!r}; the units are {', '.join(UNITS)}")
     ref = reference()
@@ -163,7 +168,7 @@ def grade_unit(unit: str, names: dict) -> tuple[str, list[Result]]:
     collector = _Collector(Namespace(names, unit, part))
     with _isolated(), _substituted(names, {**ref.others(unit), "tqdm": _silent_tqdm}):
         torch.set_grad_enabled(True)
-        code = run_graders(unit, collector)
+        code = run_graders(unit, collector, *plugins)
     results = list(collector.results.values())
     if code not in (0, 1) or not results:  # pytest itself failed: a usage error or no test collected
         results.append(Result("the graders ran", False, f"pytest exited with code {code}; report this to your "

@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -90,8 +91,25 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  executed notebook: {_rel(executed)}")
     print(f"  figures: {', '.join(_rel(f) for f in figures)}")
     print(f"  summary: {_rel(out / 'results' / 'summary.json')}")
-    print("\nAutograding of example submissions is not part of the course yet; this run only executed the solution.")
-    return 0
+    return autograde_examples(out / "course")
+
+
+def autograde_examples(course: Path) -> int:
+    """Grade the bundled example submissions as a class (sandboxed, in parallel) and print the class table."""
+    from autograder.examples import DEMO, EXAMPLES, write_class
+    from autograder.release import venv_env
+
+    write_class(course, DEMO)
+    print(f"\nAutograding {len(DEMO)} example submissions in {_rel(course)} (python -m autograder autograde):")
+    for name in DEMO:
+        print(f"  {name:<15} {EXAMPLES[name].what}")
+    sys.stdout.flush()
+    done = subprocess.run([sys.executable, "-m", "autograder", "autograde", "01_dino", "--course", str(course),
+                           "--timeout", "60"], env=venv_env(), cwd=REPO_ROOT)
+    if done.returncode == 0:
+        print(f"Feedback per student: {_rel(course / 'feedback')}/<student>/01_dino/dino.html; class report: "
+              f"{_rel(course / 'reports' / '01_dino' / 'report.html')}")
+    return done.returncode
 
 
 if __name__ == "__main__":

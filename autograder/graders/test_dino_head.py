@@ -36,6 +36,7 @@ def lengths_of(layer):
     return [p for name, p in layer.named_parameters() if name.endswith(("original0", "weight_g"))]
 
 
+@pytest.mark.visible  # mirrors the visible test cell
 @pytest.mark.parametrize("args, n_params", SEED_HEADS)
 def test_seed_parameter_counts_and_output_shapes(ns, args, n_params):
     """The original assignment's heads have its parameter counts and output shapes"""

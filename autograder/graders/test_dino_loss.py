@@ -14,6 +14,7 @@ HINTS = ("Check the sharpening (student / student_temp, (teacher - center) / tea
          "(torch.chunk over the first dimension), and that the centre is updated after the loss")
 
 
+@pytest.mark.visible  # mirrors the visible test cell
 def test_seed_values_over_three_steps(ns):
     """The original assignment's three steps give its losses and centres"""
     loss = ns.DINOLoss(out_dim=8, num_global=2, num_local=3, student_temp=0.1, center_momentum=0.5)

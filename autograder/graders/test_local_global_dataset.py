@@ -18,6 +18,7 @@ def views_of(ns, n_images=16, **kwargs):
     return torch.stack([dataset[i] for i in range(n_images)])
 
 
+@pytest.mark.visible  # mirrors the visible test cell
 @pytest.mark.parametrize("n_global, n_local", [(2, 2), (2, 6), (3, 4), (4, 1)])
 def test_every_item_stacks_global_then_local_views(ns, n_global, n_local):
     """Every item is a float tensor of shape (num_global + num_local, 3, 28, 28)"""

@@ -1,0 +1,59 @@
+"""Seconds per submission when grading a class, with 1 worker and with N: ``python -m autograder.classbench``.
+
+Generates a class of ``--students`` submissions (by default 20: correct, partially wrong and untouched notebooks in
+turn, so each run does the same work), grades it with ``python -m autograder autograde --force`` once per worker
+count, side by side in one run, and prints seconds per submission and the speed-up over one worker
+(``make benchmark-class``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from autograder.examples import EXAMPLES
+from autograder.release import venv_env
+from dinocourse import REPO_ROOT
+
+MIX = ("correct", "partial", "untouched")
+
+
+def make_class(course: Path, students: int) -> None:
+    for i in range(students):
+        EXAMPLES[MIX[i % len(MIX)]].write(course / "submitted" / f"student{i:03d}" / "01_dino" / "dino.ipynb")
+
+
+def time_class(course: Path, workers: int) -> float:
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "autograder", "autograde", "01_dino", "--course", str(course),
+                           "--workers", str(workers), "--force", "--quiet"], capture_output=True, text=True,
+                          env=venv_env(), cwd=REPO_ROOT)
+    if done.returncode != 0:
+        raise RuntimeError(done.stdout + done.stderr)
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--students", type=int, default=20, help="submissions in the class (default 20)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, os.cpu_count() or 1],
+                        help="worker counts to compare (default: 1 and the number of cores)")
+    args = parser.parse_args(argv)
+    print(f"{args.students} submissions ({', '.join(MIX)} in turn), {os.cpu_count()} CPU cores")
+    with tempfile.TemporaryDirectory(prefix="dino-classbench-") as tmp:
+        make_class(Path(tmp), args.students)
+        seconds = {workers: time_class(Path(tmp), workers) for workers in args.workers}
+    base = seconds[args.workers[0]]
+    for workers, total in seconds.items():
+        print(f"  {workers} worker(s): {total:6.1f} s in all, {total / args.students:5.2f} s per submission, "
+              f"speed-up {base / total:4.2f}x over {args.workers[0]} worker(s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""What class grading hands out: per-student HTML feedback, ``grades.csv`` and the instructor's report.
+
+Feedback is built from the check results only (titles and messages written for students), never from test code,
+so the source of the hidden tests cannot leak. Everything a submission controls (its messages, its answers) is
+HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+from collections import Counter
+from pathlib import Path
+
+from autograder.units import UNITS
+
+STYLE = """<style>
+body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222;line-height:1.4}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;
+vertical-align:top}th{background:#f3f3f3}.ok{color:#17692c}.fail{color:#a31515}pre{white-space:pre-wrap;
+background:#f7f7f7;padding:6px;margin:2px 0}.status{font-weight:bold}
+</style>"""
+
+
+def _e(text) -> str:
+    return html.escape(str(text))
+
+
+def unit_points(result: dict) -> dict[str, tuple[float, float]]:
+    points: dict[str, list[float]] = {unit: [0.0, 0.0] for unit in UNITS}
+    for test in result.get("tests", {}).values():
+        points[test["unit"]][0] += test["points"]
+        points[test["unit"]][1] += test["max_points"]
+    return {unit: (p, m) for unit, (p, m) in points.items()}
+
+
+def feedback_html(result: dict) -> str:
+    """One student's feedback page."""
+    rows, details = [], []
+    for unit, (points, max_points) in unit_points(result).items():
+        info = result["units"].get(unit, {})
+        mark = "ok" if points == max_points and max_points else "fail"
+        rows.append(f"<tr><td>{_e(info.get('part', unit))}</td><td><code>{unit}</code></td>"
+                    f"<td class='{mark}'>{points:g} / {max_points:g}</td></tr>")
+        failed = [c for c in info.get("checks", []) if not c["passed"]]
+        if info.get("message") or failed:
+            items = "".join(f"<li><b>{_e(c['name'])}</b><pre>{_e(c['message'])}</pre></li>" for c in failed)
+            passed = sum(c["passed"] for c in info.get("checks", []))
+            summary = (f"{passed} of {len(info['checks'])} checks passed" if info.get("checks") else "")
+            details.append(f"<h3>{_e(info.get('part', unit))} (<code>{unit}</code>)</h3>"
+                           + (f"<p class='fail'>{_e(info['message'])}</p>" if info.get("message") else "")
+                           + (f"<p>{summary}. Failed checks:</p><ul>{items}</ul>" if items else "")
+                           + f"<p>Revisit {_e(info.get('part', unit))}, fix the code of <code>{unit}</code>, run its "
+                           "cell and its test cell again.</p>")
+    notes = [*result.get("problems", []), *result.get("tampering", []), *result.get("notices", [])]
+    manual = result.get("manual_max", 0)
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Feedback: {_e(result['assignment'])}</title>
+{STYLE}</head><body>
+<h1>Feedback on {_e(result['assignment'])} for {_e(result['student'])}</h1>
+<p class="status">Autograded score: {result.get('score', 0):g} / {result.get('max_score', 0):g}
+{f"(+ {manual:g} points for the written answer, graded by hand)" if manual else ""}.
+Status: {_e(result['status'])}.</p>
+<table><tr><th>Part</th><th>Unit</th><th>Points</th></tr>{''.join(rows)}</table>
+{"<h2>What to look at</h2>" + "".join(details) if details else "<p class='ok'>Every check passed.</p>"}
+{"<h2>Notes on the submission</h2><ul>" + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>" if notes else ""}
+<p><small>Each part was graded on its own, with the reference solution standing in for the other parts, so a
+mistake costs only the points of its own part. Hidden tests are not shown.</small></p>
+</body></html>
+"""
+
+
+def write_feedback(path: Path, result: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(feedback_html(result))
+    return path
+
+
+def write_csv(path: Path, results: list[dict]) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["student", *UNITS, "total", "max_total", "status", "notes"])
+        for r in results:
+            points = unit_points(r)
+            notes = "; ".join([*r.get("problems", []), *r.get("tampering", [])])[:300]
+            writer.writerow([r["student"], *(f"{points[u][0]:g}" for u in UNITS), f"{r.get('score', 0):g}",
+                             f"{r.get('max_score', 0):g}", r["status"], notes])
+    return path
+
+
+def _png(fig) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def failed_checks(results: list[dict]) -> Counter:
+    """How many graded submissions failed each check (named by part and title)."""
+    counts: Counter = Counter()
+    for r in results:
+        for unit, info in r.get("units", {}).items():
+            for check in info.get("checks", []):
+                if not check["passed"]:
+                    counts[f"{unit}: {check['name']}"] += 1
+    return counts
+
+
+def report_html(results: list[dict], assignment, figures: dict[str, str]) -> str:
+    statuses = Counter(r["status"] for r in results)
+    graded = [r for r in results if r["status"] not in ("missing", "invalid-notebook")]
+    mean = sum(r.get("score", 0) for r in graded) / len(graded) if graded else 0
+    rows = "".join(f"<tr><td>{_e(r['student'])}</td><td class='fail'>{_e(r['status'])}</td><td>{r.get('score', 0):g}"
+                   f"</td><td>{_e('; '.join([*r.get('problems', []), *r.get('tampering', [])])[:400]) or _e(_why(r))}"
+                   "</td></tr>" for r in results if r["status"] != "ok")
+    top = failed_checks(results).most_common(15)
+    checks = "".join(f"<tr><td>{_e(name)}</td><td>{n}</td><td>{100 * n / max(1, len(graded)):.0f} %</td></tr>"
+                     for name, n in top)
+    images = "".join(f"<h2>{_e(title)}</h2><img src='data:image/png;base64,{data}'>" for title, data in figures.items())
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Class report: {_e(assignment.name)}</title>
+{STYLE}</head><body><h1>Class report: {_e(assignment.name)}</h1>
+<p>{len(results)} students; status: {', '.join(f'{s} {n}' for s, n in statuses.most_common())}.
+Mean autograded score of the graded submissions: {mean:.2f} / {assignment.max_score:g}
+(+ {sum(assignment.manual.values()):g} points graded by hand).</p>
+{images}
+<h2>Checks failed most often</h2><table><tr><th>check</th><th>submissions</th><th>share</th></tr>{checks}</table>
+<h2>Submissions that need a look (status other than ok)</h2>
+<table><tr><th>student</th><th>status</th><th>score</th><th>why</th></tr>{rows or '<tr><td colspan=4>none</td></tr>'}
+</table></body></html>
+"""
+
+
+def _why(result: dict) -> str:
+    return "; ".join(f"{u}: {i['message']}" for u, i in result.get("units", {}).items() if i.get("message"))[:400]
+
+
+def write_reports(folder: Path, results: list[dict], assignment) -> list[Path]:
+    """``grades.csv`` and ``report.html`` (with the score histogram and the most failed checks)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    figures = {}
+    fig, ax = plt.subplots(figsize=(6.5, 3))
+    scores = [r.get("score", 0) for r in results]
+    ax.hist(scores, bins=[x - 0.5 for x in range(int(assignment.max_score) + 2)], color="#4c72b0", rwidth=0.85)
+    ax.set(xlabel=f"autograded score (of {assignment.max_score:g})", ylabel="students",
+           title=f"Score distribution ({len(results)} students)")
+    figures["Score distribution"] = _png(fig)
+    plt.close(fig)
+    top = failed_checks(results).most_common(10)
+    if top:
+        fig, ax = plt.subplots(figsize=(8, 0.45 * len(top) + 1))
+        ax.barh([name[:70] for name, _ in reversed(top)], [n for _, n in reversed(top)], color="#c44e52")
+        ax.set(xlabel="submissions that failed the check", title="Checks failed most often")
+        figures["Checks failed most often (chart)"] = _png(fig)
+        plt.close(fig)
+    csv_path = write_csv(folder / "grades.csv", results)
+    html_path = folder / "report.html"
+    html_path.write_text(report_html(results, assignment, figures))
+    return [csv_path, html_path]
+
+
+def print_table(results: list[dict], assignment) -> None:
+    """The class table on the terminal: one row per student, one column per unit."""
+    short = {"dino_head": "head", "dino_loss": "loss", "local_global_dataset": "views", "schedules": "sched",
+             "dino_trainer": "trainer", "pseudo_labels": "pseudo"}
+    width = max([len(r["student"]) for r in results] + [7])
+    print(f"{'student':<{width}}  " + "  ".join(f"{short[u]:>7}" for u in UNITS) + f"  {'total':>7}  status")
+    for r in results:
+        points = unit_points(r)
+        cells = "  ".join(f"{points[u][0]:g}/{points[u][1]:g}".rjust(7) for u in UNITS)
+        total = f"{r.get('score', 0):g}/{assignment.max_score:g}"
+        print(f"{r['student']:<{width}}  {cells}  {total:>7}  {r['status']}")
