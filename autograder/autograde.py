@@ -204,7 +204,7 @@ def _parse(raw: bytes, found: Inspection):
 # ----------------------------------------------------------------------------------------------------- grading
 def run_units(inspection: Inspection, assignment: Assignment, sandbox: Sandbox, threads: int) -> tuple[dict, dict]:
     """Grade every unit in the sandbox; returns the worker's event per unit and facts about the run."""
-    header = {"units": list(UNITS), "unit_timeout": sandbox.limits.timeout / 2, "threads": threads,
+    header = {"units": list(UNITS), "unit_timeout": sandbox.limits.timeout / 4, "threads": threads,
               "protected": [str(p) for p in sandbox.hide]}
     frames = frame(header) + b"".join(
         frame({"unit": unit, "reference": assignment.reference_for(unit),

@@ -130,17 +130,23 @@ class Sandbox:
     def _bwrap_argv(self) -> list[str]:
         argv = [self.isolation.bubblewrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
                 "--size", str(self.limits.tmp_mb << 20), "--tmpfs", "/tmp"]
-        for path in self.hide:
+        home = Path.home().resolve()
+        covered = [Path("/tmp")]
+        if home != Path("/") and home.is_dir():  # the home directory is private too
+            argv += ["--tmpfs", str(home)]
+            covered.append(home)
+        # what the code runs from comes back (read-only) where /tmp or the home directory covered it
+        kept = [k for k in sorted({Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), REPO})
+                if any(k.is_relative_to(c) for c in covered)]
+        for keep in kept:
+            argv += ["--ro-bind", str(keep), str(keep)]
+        for path in self.hide:  # last, so that nothing mounted above uncovers them
+            if any(path.is_relative_to(c) for c in covered) and not any(path.is_relative_to(k) for k in kept):
+                continue  # already out of sight
             if path.is_dir():
                 argv += ["--tmpfs", str(path)]
             elif path.exists():
                 argv += ["--ro-bind", "/dev/null", str(path)]
-        home = Path.home().resolve()
-        if home != Path("/") and home.is_dir():  # hide the home directory, except what the code runs from
-            argv += ["--tmpfs", str(home)]
-            for keep in sorted({Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), REPO}):
-                if keep.is_relative_to(home):
-                    argv += ["--ro-bind", str(keep), str(keep)]
         return argv + ["--unshare-all", "--cap-drop", "ALL", "--die-with-parent", "--new-session",
                        "--chdir", "/tmp", "--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp", "--"]
 
