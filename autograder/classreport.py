@@ -11,6 +11,7 @@ import base64
 import csv
 import html
 import io
+import textwrap
 from collections import Counter
 from pathlib import Path
 
@@ -96,13 +97,12 @@ def _png(fig) -> str:
 
 
 def failed_checks(results: list[dict]) -> Counter:
-    """How many graded submissions failed each check (named by part and title)."""
+    """How many submissions failed each check (named by unit and title; a parametrised check counts once)."""
     counts: Counter = Counter()
     for r in results:
-        for unit, info in r.get("units", {}).items():
-            for check in info.get("checks", []):
-                if not check["passed"]:
-                    counts[f"{unit}: {check['name']}"] += 1
+        failed = {f"{unit}: {check['name'].split(' [')[0]}" for unit, info in r.get("units", {}).items()
+                  for check in info.get("checks", []) if not check["passed"]}
+        counts.update(failed)
     return counts
 
 
@@ -123,7 +123,8 @@ def report_html(results: list[dict], assignment, figures: dict[str, str]) -> str
 Mean autograded score of the graded submissions: {mean:.2f} / {assignment.max_score:g}
 (+ {sum(assignment.manual.values()):g} points graded by hand).</p>
 {images}
-<h2>Checks failed most often</h2><table><tr><th>check</th><th>submissions</th><th>share</th></tr>{checks}</table>
+<h2>Checks failed most often (table)</h2>
+<table><tr><th>check</th><th>submissions</th><th>share</th></tr>{checks}</table>
 <h2>Submissions that need a look (status other than ok)</h2>
 <table><tr><th>student</th><th>status</th><th>score</th><th>why</th></tr>{rows or '<tr><td colspan=4>none</td></tr>'}
 </table></body></html>
@@ -143,19 +144,31 @@ def write_reports(folder: Path, results: list[dict], assignment) -> list[Path]:
 
     folder.mkdir(parents=True, exist_ok=True)
     figures = {}
-    fig, ax = plt.subplots(figsize=(6.5, 3))
+    from matplotlib.ticker import MaxNLocator
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.2), gridspec_kw={"width_ratios": [3, 2]})
     scores = [r.get("score", 0) for r in results]
-    ax.hist(scores, bins=[x - 0.5 for x in range(int(assignment.max_score) + 2)], color="#4c72b0", rwidth=0.85)
-    ax.set(xlabel=f"autograded score (of {assignment.max_score:g})", ylabel="students",
-           title=f"Score distribution ({len(results)} students)")
-    figures["Score distribution"] = _png(fig)
+    left.hist(scores, bins=[x - 0.5 for x in range(int(assignment.max_score) + 2)], color="#4c72b0", rwidth=0.85)
+    left.set(xlabel=f"autograded score (of {assignment.max_score:g})", ylabel="students",
+             title=f"Score distribution ({len(results)} students)", xlim=(-1, assignment.max_score + 1))
+    left.yaxis.set_major_locator(MaxNLocator(integer=True))
+    earned = [sum(unit_points(r)[u][0] for r in results) for u in UNITS]
+    possible = [sum(unit_points(r)[u][1] for r in results) for u in UNITS]
+    shares = [100 * e / p if p else 0.0 for e, p in zip(earned, possible, strict=True)]
+    right.barh(list(reversed(UNITS)), list(reversed(shares)), color="#55a868")
+    right.set(xlabel="points the class earned (%)", xlim=(0, 100), title="Points per part")
+    fig.tight_layout()
+    figures["Score distribution and points per part"] = _png(fig)
     plt.close(fig)
     top = failed_checks(results).most_common(10)
     if top:
-        fig, ax = plt.subplots(figsize=(8, 0.45 * len(top) + 1))
-        ax.barh([name[:70] for name, _ in reversed(top)], [n for _, n in reversed(top)], color="#c44e52")
+        fig, ax = plt.subplots(figsize=(9, 0.55 * len(top) + 1))
+        ax.barh([textwrap.fill(name, 60) for name, _ in reversed(top)], [n for _, n in reversed(top)],
+                color="#c44e52")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.tick_params(axis="y", labelsize=8)
         ax.set(xlabel="submissions that failed the check", title="Checks failed most often")
-        figures["Checks failed most often (chart)"] = _png(fig)
+        figures["Checks failed most often"] = _png(fig)
         plt.close(fig)
     csv_path = write_csv(folder / "grades.csv", results)
     html_path = folder / "report.html"
