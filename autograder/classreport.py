@@ -47,7 +47,11 @@ def feedback_html(result: dict) -> str:
                     f"<td class='{mark}'>{points:g} / {max_points:g}</td></tr>")
         failed = [c for c in info.get("checks", []) if not c["passed"]]
         if info.get("message") or failed:
-            items = "".join(f"<li><b>{_e(c['name'])}</b><pre>{_e(c['message'])}</pre></li>" for c in failed)
+            groups: dict[str, list[str]] = {}  # checks failing with the same message are listed together
+            for c in failed:
+                groups.setdefault(c["message"], []).append(c["name"])
+            items = "".join(f"<li>{'<br>'.join(f'<b>{_e(n)}</b>' for n in names)}<pre>{_e(message)}</pre></li>"
+                            for message, names in groups.items())
             passed = sum(c["passed"] for c in info.get("checks", []))
             summary = (f"{passed} of {len(info['checks'])} checks passed" if info.get("checks") else "")
             details.append(f"<h3>{_e(info.get('part', unit))} (<code>{unit}</code>)</h3>"

@@ -35,6 +35,7 @@ import sys
 import time
 import types
 
+SCRATCH = "/tmp"  # the sandbox's only writable folder
 CAP = 1 << 20  # bytes of a student's printed output that are kept; the rest is counted and dropped
 
 # audit events that only an attempt on the grader explains (status ``tampered``) and those that are merely reported
@@ -129,7 +130,7 @@ class _Audit:
             writing = any(c in mode for c in "wax+") or flags & (os.O_WRONLY | os.O_RDWR)
             if any(path == p or path.startswith(p.rstrip("/") + "/") for p in self.protected):
                 self._add(self.tampered, f"tried to {'write' if writing else 'read'} the course file {path}")
-            elif writing and not path.startswith(("/tmp/", "/dev/null", "/proc/self/")):
+            elif writing and not (path.startswith(("/dev/null", "/proc/self/")) or path.startswith(SCRATCH + os.sep)):
                 self._add(self.notices, f"tried to write {path} (outside its working directory: blocked)")
         elif event in TAMPER_EVENTS:
             self._add(self.tampered, TAMPER_EVENTS[event])

@@ -78,7 +78,8 @@ def test_files_outside_tmp_are_read_only_and_private_files_hidden():
     code = (f"import pathlib\nprint(pathlib.Path({str(public)!r}).read_text())\n"
             f"print(pathlib.Path({str(secret)!r}, 'answer.txt').exists())\n"
             f"try:\n    open({str(tmp_path / 'new.txt')!r}, 'w')\nexcept OSError as err:\n    print(err.errno)\n"
-            "open('/tmp/scratch', 'w').write('ok')\nprint(open('/tmp/scratch').read())")
+            "import tempfile\nscratch = pathlib.Path(tempfile.gettempdir(), 'scratch')\n"
+            "scratch.write_text('ok')\nprint(scratch.read_text())")
     out = run(code, hide=[secret])
     assert out.stdout.decode().split() == ["hello", "False", "30", "ok"], out.stderr_tail  # 30: EROFS
     assert not (tmp_path / "new.txt").exists() and (secret / "answer.txt").read_text() == "42"
