@@ -179,9 +179,13 @@ def own_cell_namespace(ref: Reference, unit: str) -> dict:
     return names
 
 
+QUIET_INTO = None  # where quiet() sends output instead of a throw-away buffer (the class grader counts it there)
+
+
 @contextlib.contextmanager
 def quiet():
     """Swallow what the code run inside prints (to stdout and stderr)."""
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    out, err = (QUIET_INTO, QUIET_INTO) if QUIET_INTO is not None else (io.StringIO(), io.StringIO())
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         yield
 

@@ -214,6 +214,7 @@ def _grade_unit_in_child(audit: _Audit, result_fd: int) -> None:
     from autograder.runner import Result, grade_unit
 
     os.environ.update(NBGRADER_EXECUTION="autograde", DINO_MODE="tiny")
+    units.QUIET_INTO = sink  # what the cell and the checks print is counted, whoever redirects it
     ref = units.load_reference(nb=_notebook(payload["reference"]), stub=unit)
     units.install_reference(ref)
     cases.install_values(payload["values"])
@@ -248,10 +249,10 @@ def _grade_unit_in_child(audit: _Audit, result_fd: int) -> None:
         results = [Result(r.name, False, "not scored: your code changed the grader while this check ran "
                           f"({', '.join(changed[:3])})", r.visible) for r in results]
     memory_error = memory_error or any("MemoryError" in r.message for r in results)
-    out = {"results": [r.__dict__ for r in results], "tampered": audit.tampered, "notices": audit.notices,
-           "printed": sink.count, "memory_error": memory_error, "seconds": round(time.monotonic() - started, 2)}
     if sink.count > CAP:
         audit.notices.append(f"printed {sink.count / 1e6:.1f} million characters (kept the first million)")
+    out = {"results": [r.__dict__ for r in results], "tampered": audit.tampered, "notices": audit.notices,
+           "printed": sink.count, "memory_error": memory_error, "seconds": round(time.monotonic() - started, 2)}
     if os.getpid() == unit_pid:  # a process the student's code forked must not answer for the unit
         _write_all(result_fd, json.dumps(out).encode())
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -181,3 +184,31 @@ def test_hostile_classmates_change_no_honest_grade(graded, tmp_path):
     clean = results(tmp_path)
     for name in ("correct", "partial"):
         assert clean[name]["tests"] == full[name]["tests"]
+
+
+def test_an_empty_course_is_refused_with_a_clear_message(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "autograder", "autograde", "01_dino", "--course", str(tmp_path)],
+                          capture_output=True, text=True, env=venv_env(), cwd=REPO_ROOT, timeout=120)
+    assert done.returncode == 2 and "no submissions: expected" in done.stderr
+
+
+@pytest.mark.slow
+def test_stopping_the_grader_midway_loses_no_finished_grade(tmp_path):
+    write_class(tmp_path, ["correct", "partial", "untouched"])
+    command = [sys.executable, "-m", "autograder", "autograde", "01_dino", "--course", str(tmp_path), "--workers", "1",
+               "--quiet"]
+    process = subprocess.Popen(command, env=venv_env(), cwd=REPO_ROOT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while not results(tmp_path) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    finished = results(tmp_path)
+    assert 1 <= len(finished) < 3
+    done = autograde(tmp_path)
+    assert f"{3 - len(finished)} to grade" in done.stdout
+    after = results(tmp_path)
+    assert set(after) == {"correct", "partial", "untouched"}
+    assert all(after[name] == result for name, result in finished.items())
