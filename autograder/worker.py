@@ -36,6 +36,9 @@ import time
 import types
 
 SCRATCH = "/tmp"  # the sandbox's only writable folder
+# the course and Python installation are mounted read-only, also where they live below SCRATCH
+READ_ONLY = tuple(os.path.realpath(p) for p in (os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                               sys.prefix, sys.base_prefix))
 CAP = 1 << 20  # bytes of a student's printed output that are kept; the rest is counted and dropped
 
 # audit events that only an attempt on the grader explains (status ``tampered``) and those that are merely reported
@@ -100,6 +103,10 @@ class _Sink(io.TextIOBase):
         return len(text)
 
 
+def _below(path: str, folders) -> bool:
+    return any(path == f or path.startswith(f.rstrip("/") + "/") for f in folders)
+
+
 class _Audit:
     """Records what a student's code tries; armed only while student code or the checks run."""
 
@@ -121,16 +128,17 @@ class _Audit:
     def _record(self, event, args):
         if event == "sqlite3.connect" and args and isinstance(args[0], (str, bytes, os.PathLike)):
             path = os.path.abspath(os.fsdecode(args[0]))
-            if any(path == p or path.startswith(p.rstrip("/") + "/") for p in self.protected):
+            if _below(path, self.protected):
                 self._add(self.tampered, f"tried to open the course database {path}")
         elif event == "open" and args and isinstance(args[0], (str, bytes, os.PathLike)):
             path = os.path.abspath(os.fsdecode(args[0]))
             mode = args[1] if len(args) > 1 and isinstance(args[1], str) else "r"
             flags = args[2] if len(args) > 2 and isinstance(args[2], int) else 0
             writing = any(c in mode for c in "wax+") or flags & (os.O_WRONLY | os.O_RDWR)
-            if any(path == p or path.startswith(p.rstrip("/") + "/") for p in self.protected):
+            if _below(path, self.protected):
                 self._add(self.tampered, f"tried to {'write' if writing else 'read'} the course file {path}")
-            elif writing and not (path.startswith(("/dev/null", "/proc/self/")) or path.startswith(SCRATCH + os.sep)):
+            elif writing and (_below(path, READ_ONLY) or not (path.startswith(("/dev/null", "/proc/self/"))
+                                                               or _below(path, (SCRATCH,)))):
                 self._add(self.notices, f"tried to write {path} (outside its working directory: blocked)")
         elif event in TAMPER_EVENTS:
             self._add(self.tampered, TAMPER_EVENTS[event])

@@ -110,6 +110,7 @@ def test_every_example_gets_exactly_its_honest_points(graded):
 @pytest.mark.slow
 def test_hostile_actions_are_reported_and_blocked(graded):
     course, got, _ = graded
+    assert not got["correct"]["notices"] and not got["correct"]["tampering"]
     assert any("network" in n for n in got["network"]["notices"])
     assert any("PWNED.txt" in n for n in got["write-outside"]["notices"])
     assert not (REPO_ROOT / "PWNED.txt").exists()
