@@ -100,11 +100,16 @@ def _png(fig) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
+def _without_parameters(title: str) -> str:
+    """A check's title without the ``[parameters]`` that end it (brackets inside the title stay)."""
+    return title.rsplit(" [", 1)[0] if title.endswith("]") else title
+
+
 def failed_checks(results: list[dict]) -> Counter:
     """How many submissions failed each check (named by unit and title; a parametrised check counts once)."""
     counts: Counter = Counter()
     for r in results:
-        failed = {f"{unit}: {check['name'].split(' [')[0]}" for unit, info in r.get("units", {}).items()
+        failed = {f"{unit}: {_without_parameters(check['name'])}" for unit, info in r.get("units", {}).items()
                   for check in info.get("checks", []) if not check["passed"]}
         counts.update(failed)
     return counts

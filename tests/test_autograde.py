@@ -20,6 +20,7 @@ import nbformat
 import pytest
 
 from autograder.autograde import RESULT_FILE, Assignment, inspect_submission
+from autograder.classreport import failed_checks
 from autograder.examples import EXAMPLES, write_class
 from autograder.release import venv_env
 from autograder.sandbox import probe
@@ -53,6 +54,15 @@ def test_inspection_without_running_anything(tmp_path, name):
         assert found.status is None and found.tampering
     else:
         assert found.status is None and not found.tampering and set(found.cells) == set(UNITS)
+
+
+def test_most_failed_checks_count_a_parametrised_check_once_and_keep_brackets_of_the_title():
+    def result(*names):
+        return {"units": {"dino_head": {"checks": [{"name": n, "passed": False} for n in names]}}}
+
+    counts = failed_checks([result("Outputs lie in [-1, 1] [0.001]", "Outputs lie in [-1, 1] [1000.0]", "Shape"),
+                            result("Outputs lie in [-1, 1] [1.0]")])
+    assert counts == {"dino_head: Outputs lie in [-1, 1]": 2, "dino_head: Shape": 1}
 
 
 def test_a_missing_notebook_is_missing(tmp_path):
