@@ -38,11 +38,10 @@ from pathlib import Path
 import nbformat
 
 from autograder.sandbox import Limits, Sandbox, probe
-from autograder.units import UNITS, nbgrader_meta, part_of, unit_of_test
+from autograder.units import UNITS, cells_by_grade_id, nbgrader_meta, part_of, unit_of_test
 from autograder.worker import frame
 from dinocourse import REPO_ROOT
 
-STATUSES = ("ok", "timeout", "memory", "crashed", "invalid-notebook", "tampered", "missing")
 SEVERITY = ("tampered", "memory", "timeout", "crashed", "ok")  # a submission's status: the first that applies
 NOTEBOOK = "dino"
 GRADERS_FILES = ("autograder/graders", "autograder/cases.py", "autograder/checks.py", "autograder/runner.py",
@@ -61,6 +60,7 @@ class Assignment:
     tests: dict = field(default_factory=dict)      # grade_id -> (unit, kind, points)
     manual: dict = field(default_factory=dict)     # grade_id -> points of the cells graded by hand
     parts: dict = field(default_factory=dict)      # unit -> title of its part
+    references: dict = field(default_factory=dict)  # unit -> the notebook its worker process loads
     fingerprint: str = ""
 
     @classmethod
@@ -86,15 +86,16 @@ class Assignment:
                                                    else [REPO_ROOT / f])):
             digest.update(path.read_bytes())
         self.fingerprint = digest.hexdigest()[:16]
+        self.references = {unit: self._reference_for(unit) for unit in UNITS}
         return self
 
     @property
     def max_score(self) -> float:
         return sum(points for _, _, points in self.tests.values())
 
-    def reference_for(self, unit: str) -> dict:
+    def _reference_for(self, unit: str) -> dict:
         """The solution notebook with ``unit``'s cell replaced by the released stub and written answers removed."""
-        released = {nbgrader_meta(c).get("grade_id"): c for c in self.release.cells}
+        released = cells_by_grade_id(self.release)
         nb = copy.deepcopy(self.solution)
         for cell in nb.cells:
             meta = nbgrader_meta(cell)
@@ -128,7 +129,7 @@ def inspect_submission(path: Path, assignment: Assignment) -> Inspection:
     nb = _parse(raw, found)
     if nb is None:
         return found
-    released = {nbgrader_meta(c)["grade_id"]: c for c in assignment.release.cells if nbgrader_meta(c).get("grade_id")}
+    released = cells_by_grade_id(assignment.release)
     seen: dict[str, list] = {}
     for cell in nb.cells:
         grade_id = nbgrader_meta(cell).get("grade_id") if isinstance(cell.get("metadata"), dict) else None
@@ -207,13 +208,13 @@ def run_units(inspection: Inspection, assignment: Assignment, sandbox: Sandbox, 
     header = {"units": list(UNITS), "unit_timeout": sandbox.limits.timeout / 4, "threads": threads,
               "protected": [str(p) for p in sandbox.hide]}
     frames = frame(header) + b"".join(
-        frame({"unit": unit, "reference": assignment.reference_for(unit),
+        frame({"unit": unit, "reference": assignment.references[unit],
                "values": {unit: assignment.values[unit]}, "cell": inspection.cells.get(unit)}) for unit in UNITS)
     env = {"PATH": os.defpath, "PYTHONPATH": str(REPO_ROOT), "PYTHONDONTWRITEBYTECODE": "1",
            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "OMP_NUM_THREADS": str(threads), "MPLBACKEND": "Agg",
            "HOME": "/tmp", "TMPDIR": "/tmp", "XDG_CACHE_HOME": "/tmp", "LC_ALL": "C.UTF-8"}
     outcome = sandbox.run([sys.executable, "-m", "autograder.worker"], stdin=frames, env=env)
-    events, garbled = {}, 0
+    events, garbled, done = {}, 0, False
     for line in outcome.stdout.decode(errors="replace").splitlines():
         try:
             event = json.loads(line)
@@ -224,9 +225,10 @@ def run_units(inspection: Inspection, assignment: Assignment, sandbox: Sandbox, 
             if event["unit"] in events:
                 garbled += 1
             events[event["unit"]] = event
-        elif not (isinstance(event, dict) and event.get("event") in ("ready", "done")):
+        elif isinstance(event, dict) and event.get("event") in ("ready", "done"):
+            done = done or event["event"] == "done"
+        else:
             garbled += 1
-    done = b'"event": "done"' in outcome.stdout
     facts = {"timed_out": outcome.timed_out, "out_of_memory": outcome.out_of_memory,
              "too_many_processes": outcome.too_many_processes, "garbled": garbled, "finished": done,
              "exit_code": outcome.returncode, "seconds": round(outcome.elapsed, 2),
@@ -281,9 +283,8 @@ def grade_submission(student: str, path: Path, assignment: Assignment, sandbox: 
             event = events.get(unit)
             status, why = _unit_status(event, facts)
             checks = (event or {}).get("results", []) if status in ("ok", "tampered") else []
-            for key in ("tampered", "notices"):
+            for key, target in (("tampered", result["tampering"]), ("notices", result["notices"])):
                 for text in (event or {}).get(key, []):
-                    target = result["tampering"] if key == "tampered" else result["notices"]
                     if text not in target:
                         target.append(text)
             if event and event.get("internal_error"):
@@ -351,24 +352,25 @@ class Course:
     def reports(self) -> Path:
         return self.root / "reports" / self.assignment
 
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The gradebook's file when it is an SQLite database."""
+        return Path(self.db_url[len("sqlite:///"):]) if self.db_url.startswith("sqlite:///") else None
+
     def private_paths(self, source: Path) -> list[Path]:
         """What a submission must not read or write: everything of the course but the released notebooks."""
         paths = [self.root / name for name in ("submitted", "autograded", "feedback", "reports", "gradebook.db",
                                                "source", "solutions", ".git")]
         paths += [source.parent.parent, REPO_ROOT / "solutions", REPO_ROOT / ".git", REPO_ROOT / "gradebook.db",
                   REPO_ROOT / "autograder" / "reference_values.json"]
-        if self.db_url.startswith("sqlite:///"):
-            paths.append(Path(self.db_url[len("sqlite:///"):]))
-        unique = []
-        for path in paths:
-            if path.resolve() not in unique:
-                unique.append(path.resolve())
-        return unique
+        if self.sqlite_file:
+            paths.append(self.sqlite_file)
+        return list(dict.fromkeys(path.resolve() for path in paths))
 
     def _gradebook_students(self) -> list[str]:
         from nbgrader.api import Gradebook
 
-        if self.db_url.startswith("sqlite:///") and not Path(self.db_url[len("sqlite:///"):]).exists():
+        if self.sqlite_file and not self.sqlite_file.exists():
             return []
         with Gradebook(self.db_url) as gb:
             return [s.id for s in gb.students]

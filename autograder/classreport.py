@@ -29,6 +29,11 @@ def _e(text) -> str:
     return html.escape(str(text))
 
 
+def _problems(result: dict) -> str:
+    """Why a submission could not be graded normally, in one line."""
+    return "; ".join([*result.get("problems", []), *result.get("tampering", [])])
+
+
 def unit_points(result: dict) -> dict[str, tuple[float, float]]:
     points: dict[str, list[float]] = {unit: [0.0, 0.0] for unit in UNITS}
     for test in result.get("tests", {}).values():
@@ -88,7 +93,7 @@ def write_csv(path: Path, results: list[dict]) -> Path:
         writer.writerow(["student", *UNITS, "total", "max_total", "status", "notes"])
         for r in results:
             points = unit_points(r)
-            notes = "; ".join([*r.get("problems", []), *r.get("tampering", [])])[:300]
+            notes = _problems(r)[:300]
             writer.writerow([r["student"], *(f"{points[u][0]:g}" for u in UNITS), f"{r.get('score', 0):g}",
                              f"{r.get('max_score', 0):g}", r["status"], notes])
     return path
@@ -120,7 +125,7 @@ def report_html(results: list[dict], assignment, figures: dict[str, str]) -> str
     graded = [r for r in results if r["status"] not in ("missing", "invalid-notebook")]
     mean = sum(r.get("score", 0) for r in graded) / len(graded) if graded else 0
     rows = "".join(f"<tr><td>{_e(r['student'])}</td><td class='fail'>{_e(r['status'])}</td><td>{r.get('score', 0):g}"
-                   f"</td><td>{_e('; '.join([*r.get('problems', []), *r.get('tampering', [])])[:400]) or _e(_why(r))}"
+                   f"</td><td>{_e(_problems(r)[:400]) or _e(_why(r))}"
                    "</td></tr>" for r in results if r["status"] != "ok")
     top = failed_checks(results).most_common(15)
     checks = "".join(f"<tr><td>{_e(name)}</td><td>{n}</td><td>{100 * n / max(1, len(graded)):.0f} %</td></tr>"
@@ -150,11 +155,10 @@ def write_reports(folder: Path, results: list[dict], assignment) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     folder.mkdir(parents=True, exist_ok=True)
     figures = {}
-    from matplotlib.ticker import MaxNLocator
-
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.2), gridspec_kw={"width_ratios": [3, 2]})
     scores = [r.get("score", 0) for r in results]
     left.hist(scores, bins=[x - 0.5 for x in range(int(assignment.max_score) + 2)], color="#4c72b0", rwidth=0.85)

@@ -18,20 +18,16 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.units import UNITS, nbgrader_meta
+from autograder.units import UNITS, cells_by_grade_id, nbgrader_meta
 from dinocourse.notebook import RELEASE_NOTEBOOK, SOLUTION_NOTEBOOK
 
 ASSIGNMENT = "01_dino"
 
 
-def _cells(nb) -> dict:
-    return {nbgrader_meta(c).get("grade_id"): c for c in nb.cells if nbgrader_meta(c).get("grade_id")}
-
-
 def correct():
     """The released notebook with every solution cell (and the written answer) filled in from the solution."""
     release = nbformat.read(RELEASE_NOTEBOOK, as_version=4)
-    solution = _cells(nbformat.read(SOLUTION_NOTEBOOK, as_version=4))
+    solution = cells_by_grade_id(nbformat.read(SOLUTION_NOTEBOOK, as_version=4))
     for cell in release.cells:
         meta = nbgrader_meta(cell)
         if meta.get("solution"):
@@ -44,7 +40,7 @@ def stubs():
 
 
 def _edit(nb, grade_id: str, before: str = "", after: str = "", replace: tuple[str, str] | None = None):
-    cell = _cells(nb)[grade_id]
+    cell = cells_by_grade_id(nb)[grade_id]
     source = cell.source
     if replace:
         if replace[0] not in source:
@@ -61,7 +57,7 @@ def _with(grade_id: str, before: str = "", after: str = "", replace=None, base=c
 def _partial():
     nb = _edit(correct(), "dino_loss", replace=("(teacher_output - self.center) / teacher_temp",
                                                  "teacher_output / teacher_temp"))
-    _cells(nb)["dino_trainer"].source = _cells(stubs())["dino_trainer"].source
+    cells_by_grade_id(nb)["dino_trainer"].source = cells_by_grade_id(stubs())["dino_trainer"].source
     return nb
 
 

@@ -9,7 +9,8 @@ Three layers, each used where the machine allows it (:func:`probe` says which ar
   reference values, the git history) replaced by empty ones, all capabilities dropped;
 * **cgroups** (v1 ``memory`` and ``pids`` controllers, when writable): a hard memory limit whose breach kills the
   submission (reported as ``memory``) and a cap on the number of processes and threads (a fork bomb stops there);
-* **resource limits** (always): CPU seconds, file size, open files, and, without cgroups, the address space.
+* **resource limits** (always): CPU seconds, file size, no core dumps, and, without cgroups, the address space
+  (and the number of processes when not root).
 
 The wall-clock limit is enforced by the caller's process, which kills the whole tree (process group and cgroup).
 """
@@ -218,14 +219,11 @@ class Sandbox:
                 break
             too_many = too_many or bool(self.isolation.cgroup_pids and _pids_limit_hit(groups))
             time.sleep(0.05)
-        oom = _oom_killed(groups)
-        if proc.poll() is None:
-            self._kill(proc, groups)
+        self._kill(proc, groups)  # on time-out, and whatever the finished process left running
         proc.wait()
         for reader in readers:
             reader.join(timeout=5)
-        oom = oom or _oom_killed(groups)
-        self._kill(proc, groups)
+        oom = _oom_killed(groups)
         for group in groups:
             _remove(group)
         return Outcome(returncode=proc.returncode, elapsed=time.monotonic() - start, stdout=bytes(out),

@@ -35,6 +35,11 @@ def nbgrader_meta(cell) -> dict:
     return cell.metadata.get("nbgrader", {})
 
 
+def cells_by_grade_id(nb) -> dict:
+    """The cells of a notebook that carry an nbgrader grade_id, by grade_id."""
+    return {nbgrader_meta(c)["grade_id"]: c for c in nb.cells if nbgrader_meta(c).get("grade_id")}
+
+
 def unit_of_test(grade_id: str) -> str:
     """The unit a test cell grades, from its grade_id (``test_dino_loss_hidden`` -> ``dino_loss``)."""
     match = TEST_ID.match(grade_id)

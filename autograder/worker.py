@@ -154,13 +154,14 @@ class _Audit:
 
 
 class _Guard:
-    """Snapshot of the functions a check relies on; ``verify`` reports and undoes every change."""
+    """Snapshot of the functions a check relies on; ``verify`` undoes every change and adds it to ``changed``."""
 
     MODULES = ("builtins", "math", "torch", "torch.nn", "torch.nn.functional", "numpy", "pytest", "_pytest.runner",
                "_pytest.python", "_pytest.reports", "_pytest.main", "_pytest.outcomes")
 
     def __init__(self):
         self.entries: list[tuple[object, str, object]] = []
+        self.changed: list[str] = []
         names = list(self.MODULES) + sorted(n for n in sys.modules if n == "autograder" or n.startswith("autograder."))
         for name in names:
             module = sys.modules.get(name)
@@ -181,16 +182,15 @@ class _Guard:
                     if getattr(member, "__code__", None) is not None:
                         self.entries.append((member, "__code__", member.__code__))
 
-    def verify(self) -> list[str]:
-        changed = []
+    def verify(self) -> None:
         for owner, key, value in self.entries:
             current = vars(owner).get(key, _MISSING) if key != "__code__" else getattr(owner, "__code__", None)
             if current is not value:
-                label = getattr(owner, "__name__", type(owner).__name__)
-                changed.append(f"{label}.{key}")
+                label = f"{getattr(owner, '__name__', type(owner).__name__)}.{key}"
+                if label not in self.changed:
+                    self.changed.append(label)
                 with contextlib.suppress(Exception):
                     setattr(owner, key, value)
-        return changed
 
 
 _MISSING = object()
@@ -199,12 +199,11 @@ _MISSING = object()
 class _GuardPlugin:
     """pytest plugin: verifies the guard after every check; a changed grader fails that check."""
 
-    def __init__(self, guard: _Guard, changed: list[str]):
-        self.guard, self.changed = guard, changed
+    def __init__(self, guard: _Guard):
+        self.guard = guard
 
     def pytest_runtest_teardown(self, item):
-        found = self.guard.verify()
-        self.changed.extend(c for c in found if c not in self.changed)
+        self.guard.verify()
 
 
 def _grade_unit_in_child(audit: _Audit, result_fd: int) -> None:
@@ -227,7 +226,7 @@ def _grade_unit_in_child(audit: _Audit, result_fd: int) -> None:
     units.install_reference(ref)
     cases.install_values(payload["values"])
     names = units.own_cell_namespace(ref, unit)
-    guard, changed = _Guard(), []
+    guard = _Guard()
     results: list[Result] = []
     memory_error = False
     cell = payload["cell"]
@@ -246,12 +245,13 @@ def _grade_unit_in_child(audit: _Audit, result_fd: int) -> None:
                 text = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
                 results = [Result("your cell runs", False, f"running your cell failed: {type(err).__name__}"
                                   f"{': ' + text if text else ''}")]
-            changed.extend(guard.verify())
+            guard.verify()
             if not results:
-                _, results = grade_unit(unit, names, plugins=[_GuardPlugin(guard, changed)])
+                _, results = grade_unit(unit, names, plugins=[_GuardPlugin(guard)])
     finally:
         audit.armed = False
-    changed.extend(c for c in guard.verify() if c not in changed)
+    guard.verify()
+    changed = guard.changed
     if changed:
         audit.tampered.append("changed the grader's functions: " + ", ".join(changed[:8]))
         results = [Result(r.name, False, "not scored: your code changed the grader while this check ran "

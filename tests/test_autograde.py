@@ -8,6 +8,7 @@ nobody else's grade.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 import signal
@@ -30,15 +31,12 @@ from dinocourse.notebook import RELEASE_NOTEBOOK, SOLUTION_NOTEBOOK
 
 ISOLATION = probe()
 CONTAINED = bool(ISOLATION.bubblewrap and ISOLATION.cgroup_memory and ISOLATION.cgroup_pids)
-ASSIGNMENT = None
 
 
+@functools.cache
 def assignment():
-    global ASSIGNMENT
-    if ASSIGNMENT is None:
-        ASSIGNMENT = Assignment.load("01_dino", SOLUTION_NOTEBOOK, RELEASE_NOTEBOOK,
-                                     REPO_ROOT / "autograder" / "reference_values.json")
-    return ASSIGNMENT
+    values = REPO_ROOT / "autograder" / "reference_values.json"
+    return Assignment.load("01_dino", SOLUTION_NOTEBOOK, RELEASE_NOTEBOOK, values)
 
 
 @pytest.mark.parametrize("name", [n for n, e in EXAMPLES.items() if e.status in ("invalid-notebook",)]
