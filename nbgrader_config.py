@@ -1,22 +1,13 @@
-"""nbgrader configuration of the DINO course: instructor notebooks in solutions/, student notebooks in assignments/.
+"""nbgrader configuration of the course: instructor notebooks in solutions/, student notebooks in assignments/.
 
-Regenerate the student notebooks with `make release` (= `python -m autograder release`), which runs
-`nbgrader generate_assignment` with this file.
+With it, nbgrader's own commands are the course's: ``nbgrader generate_assignment 01_dino`` makes the student
+notebook (``python -m autograder release`` runs exactly that), and ``nbgrader autograde 01_dino`` grades every
+submission with the course's grading engine (sandboxed, each unit on its own; see autograder/nbgrader_hooks.py):
+the same points per test cell as ``python -m autograder grade`` and ``python -m autograder autograde``.
 """
 
-from autograder.release import STUB, preprocessors
+from autograder.nbgrader_hooks import configure
 
 c = get_config()  # noqa: F821 - provided by nbgrader when it loads this file
 
-c.CourseDirectory.course_id = "dino-course"
-c.CourseDirectory.source_directory = "solutions"
-c.CourseDirectory.release_directory = "assignments"
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "results", "*.pth"]
-
-# the student version: solution regions become a stub that raises (named by autograder.release.NameStubs)
-c.ClearSolutions.code_stub = {"python": STUB}
-c.ClearSolutions.text_stub = "*YOUR ANSWER HERE*"
-c.GenerateAssignment.preprocessors = preprocessors()
-
-# autograding: the notebook picks its grading budget from NBGRADER_EXECUTION; one cell never needs minutes
-c.Execute.timeout = 300
+configure(c)

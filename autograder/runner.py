@@ -1,21 +1,26 @@
-"""Run one unit's graders from inside a notebook, against the student's live objects.
+"""Run one unit's graders against live definitions, and explain what failed.
 
-A hidden test cell holds one call, ``autograder.check("dino_loss")``. The call
+:func:`grade_unit` is what grades a unit, in a grading process of the engine (:mod:`autograder.worker`) and, for
+feedback only, inside an instructor's kernel (:func:`autograder.check`). It
 
 * puts the reference's definitions in place of every other name of the assignment for the duration of the checks
   (so only this unit is graded, see :mod:`autograder.units`) and restores the student's names afterwards;
-* runs the unit's pytest module from :mod:`autograder.graders` with fixed seeds, and leaves the notebook's random
-  state, warning filters and printed output untouched (nothing reaches stderr, which nbgrader scores as a failure);
-* prints one line per check and, if any failed, raises :class:`GradingFailure`, whose traceback in the notebook is
-  just the report: what was expected, what was got, which part to revisit.
+* runs the unit's pytest module (``autograder/graders/<assignment>/test_<unit>.py``) with fixed seeds, and leaves
+  the random state, warning filters, grad mode and printed output of the caller untouched;
+* returns one :class:`Result` per check, whose message says what was expected and what was got, and whether an
+  exception came from the student's own lines or from given code (and then what it was).
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
+import importlib
+import importlib.util
+import linecache
 import os
 import random
+import re
+import sys
 import traceback
 import warnings
 from dataclasses import dataclass
@@ -26,11 +31,15 @@ import pytest
 import torch
 
 from autograder.checks import CheckFailed
-from autograder.units import UNITS, GradingError, Namespace, quiet, reference
+from autograder.course import COURSE_ROOT
+from autograder.units import GradingError, Namespace, Reference, quiet
 
-GRADERS = Path(__file__).with_name("graders")
-# frames that are not the student's (besides installed packages): the autograder, the course package, the reference
-OUR_CODE = (str(Path(__file__).parent), str(Path(__file__).parent.parent / "dinocourse"), "<reference ", "<frozen ")
+FRAMEWORK = str(Path(__file__).parent)
+START, END = "### START CODE HERE ###", "### END CODE HERE ###"
+MESSAGE_LINES, MESSAGE_CHARS = 8, 900  # how much of an exception's own message a student sees
+# plugins a grading run does not need; unraisableexception alone costs two full gc.collect() per run
+PYTEST_OFF = ("cacheprovider", "randomly", "unraisableexception", "threadexception", "junitxml", "pastebin",
+              "doctest", "legacypath", "nose", "logging", "setuponly", "setupplan", "stepwise", "debugging")
 
 
 class GradingFailure(AssertionError):
@@ -45,7 +54,6 @@ class Result:
     name: str       # the check's title (first line of its docstring, with the parameters)
     passed: bool
     message: str    # why it failed ('' when it passed)
-    visible: bool = False  # the check mirrors the unit's visible test cell (marked ``@pytest.mark.visible``)
 
 
 def _title(item) -> str:
@@ -54,56 +62,158 @@ def _title(item) -> str:
     return f"{doc} [{', '.join(f'{v}' for v in params.params.values())}]" if params else doc
 
 
-def _student_line(tb) -> str:
-    """Where in the student's code an exception was raised (the innermost frame that is not ours or torch's)."""
-    for frame in reversed(traceback.extract_tb(tb)):
-        if frame.filename and not frame.filename.startswith(OUR_CODE) and "site-packages" not in frame.filename:
-            line = (frame.line or "").strip()
-            line = "" if line.startswith("raise ") else line[:100]  # the message already says what was raised
-            where = f"in {frame.name}" if frame.name not in ("<module>", "") else "in your cell"
-            return f" ({where}, line {frame.lineno}{': ' + line if line else ''})"
-    return ""
+# ------------------------------------------------------------------------------------ who wrote the failing line
+def student_lines(source: str) -> set[int] | None:
+    """The line numbers of a cell the student wrote: between START and END CODE HERE, or every line (None) when
+    the cell has no such markers (a cell the student added)."""
+    lines, inside, found = set(), False, False
+    for number, line in enumerate(source.splitlines(), start=1):
+        if START in line:
+            inside, found = True, True
+        elif END in line:
+            inside = False
+        elif inside:
+            lines.add(number)
+    return lines if found else None
+
+
+def register_source(filename: str, source: str) -> None:
+    """Make a cell's source known to tracebacks (linecache), as a kernel does for its cells."""
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+
+
+def _origin(filename: str, lineno: int) -> str:
+    """'student', 'given' (the notebook's given code or the reference's) or 'library' (anything installed, ours)."""
+    if filename.startswith("<reference"):
+        return "given"
+    if (filename.startswith(("<frozen", FRAMEWORK)) or "site-packages" in filename or "dist-packages" in filename
+            or filename.startswith(str(COURSE_ROOT / "dinocourse")) or not linecache.getlines(filename)):
+        return "library"
+    lines = student_lines("".join(linecache.getlines(filename)))
+    return "student" if lines is None or lineno in lines else "given"
+
+
+def _where(frame) -> str:
+    line = (frame.line or "").strip()
+    line = "" if line.startswith("raise ") else line[:100]  # the message already says what was raised
+    name = f"in {frame.name}" if frame.name not in ("<module>", "") else "in the cell"
+    return f"{name}, line {frame.lineno}{': ' + line if line else ''}"
+
+
+def exception_text(err: BaseException) -> str:
+    """The exception's own message, several lines of it (torch puts its clue after the first line), and its cause."""
+    lines = [line.rstrip() for line in str(err).strip().splitlines() if line.strip()]
+    text = "\n".join(lines[:MESSAGE_LINES]) + ("\n..." if len(lines) > MESSAGE_LINES else "")
+    text = text if len(text) <= MESSAGE_CHARS else text[:MESSAGE_CHARS] + " ..."
+    cause = err.__cause__ or (None if err.__suppress_context__ else err.__context__)
+    if cause is not None and not isinstance(cause, (CheckFailed, GradingError)):
+        text += f"\n(caused by {type(cause).__name__}: {' '.join(str(cause).split())[:300]})"
+    return f"{type(err).__name__}{': ' + text if text else ''}"
+
+
+def describe_exception(err: BaseException, tb) -> str:
+    """Who raised it: the student's lines, or given code (named, with the student's call that led there)."""
+    frames = [f for f in reversed(traceback.extract_tb(tb))
+              if f.filename and _origin(f.filename, f.lineno) != "library"]
+    text = exception_text(err)
+    if not frames or _origin(frames[0].filename, frames[0].lineno) == "student":
+        return f"your code raised {text}" + (f" ({_where(frames[0])})" if frames else "")
+    caller = next((f for f in frames if _origin(f.filename, f.lineno) == "student"), None)
+    return (f"the given code raised {text}\n  ({_where(frames[0])}; this line is given code, not yours"
+            + (f"; it was called from your code {_where(caller)}" if caller else "")
+            + "). Look at what your code stores or passes to it.")
 
 
 def explain(excinfo) -> str:
-    """A one-paragraph message for a failed check, without our traceback."""
+    """A message for a failed check, without our traceback."""
     err = excinfo.value
     if isinstance(err, (CheckFailed, GradingError)):
         return str(err)
     if isinstance(err, AssertionError) and str(err):
         return str(err).split("\nassert ")[0]
-    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
-    return f"your code raised {type(err).__name__}{': ' + text if text else ''}{_student_line(excinfo.tb)}"
+    return describe_exception(err, excinfo.tb)
 
 
-class _Collector:
-    """pytest plugin: hands the live namespace to the graders and records one result per check."""
+# ------------------------------------------------------------------------------------------------ running pytest
+_PACKAGES: dict[Path, str] = {}
 
-    def __init__(self, namespace: Namespace):
-        self._namespace = namespace
+
+def graders_package(folder: Path) -> str:
+    """Import an assignment's graders folder as a package of its own (its modules import each other relatively).
+
+    The folder is named by the assignment id (``01_dino``), which is not a Python name, and it may lie in any
+    course (a test builds one in a temporary folder), so it is loaded by path under a name of its own.
+    """
+    folder = Path(folder).resolve()
+    if folder not in _PACKAGES:
+        base = "_graders_" + re.sub(r"\W", "_", folder.name)
+        name, n = base, 1
+        while name in sys.modules:
+            n += 1
+            name = f"{base}_{n}"
+        spec = importlib.util.spec_from_file_location(name, folder / "__init__.py",
+                                                      submodule_search_locations=[str(folder)])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        _PACKAGES[folder] = name
+    return _PACKAGES[folder]
+
+
+class _GraderModule(pytest.Module):
+    """A graders' module, imported as part of its assignment's package (see :func:`graders_package`)."""
+
+    def _getobj(self):
+        return importlib.import_module(f"{graders_package(self.path.parent)}.{self.path.stem}")
+
+
+class GraderPlugin:
+    """pytest plugin: imports the graders' modules and says what their fixtures (:mod:`autograder.fixtures`) are:
+    :meth:`context` gives the namespace to grade, the unit's reference values and the reference definitions."""
+
+    def context(self, path: Path) -> tuple[Namespace, dict, Reference]:
+        raise NotImplementedError
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_pycollect_makemodule(self, module_path, parent):
+        if module_path.name.startswith("test_") and (module_path.parent / "__init__.py").is_file() \
+                and module_path.parent.parent.name == "graders":
+            return _GraderModule.from_parent(parent, path=module_path)
+        return None
+
+
+class _Collector(GraderPlugin):
+    """Grades one unit: hands over the live namespace, values and reference; records one result per check."""
+
+    def __init__(self, namespace: Namespace, values: dict, ref: Reference):
+        self._context = (namespace, values, ref)
         self.results: dict[str, Result] = {}
 
-    def live_namespace(self, unit):
-        return self._namespace
+    def context(self, path):
+        return self._context
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item, call):
         outcome = yield
         report = outcome.get_result()
-        name, visible = _title(item), item.get_closest_marker("visible") is not None
+        name = _title(item)
         if report.failed:  # the first failing phase (setup or call) explains the failure
             if name not in self.results or self.results[name].passed:
                 message = explain(call.excinfo) if call.excinfo else report.longreprtext
-                self.results[name] = Result(name, False, message, visible)
+                self.results[name] = Result(name, False, message)
         elif report.when == "call":
-            self.results.setdefault(name, Result(name, True, "", visible))
+            self.results.setdefault(name, Result(name, True, ""))
 
 
-def run_graders(unit: str, *plugins) -> int:
-    """Run the unit's pytest module quietly with ``plugins``; returns pytest's exit code."""
-    args = [str(GRADERS / f"test_{unit}.py"), "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-            "--capture=no", "-o", "addopts=", "--rootdir", str(GRADERS.parent.parent), "-W", "ignore"]
-    return pytest.main(args, plugins=list(plugins))
+def run_graders(module: Path, *plugins) -> int:
+    """Run one pytest module of graders quietly with ``plugins``; returns pytest's exit code."""
+    args = [str(module), "-q", "--capture=no", "-o", "addopts=", "--noconftest", "--rootdir", str(COURSE_ROOT),
+            "-W", "ignore"]
+    for name in PYTEST_OFF:
+        args += ["-p", f"no:{name}"]
+    from autograder import fixtures
+
+    return pytest.main(args, plugins=[fixtures, *plugins])
 
 
 @contextlib.contextmanager
@@ -155,25 +265,22 @@ def _silent_tqdm(*args, **kwargs):
     return tqdm(*args, **{**kwargs, "disable": True})
 
 
-def grade_unit(unit: str, names: dict, plugins=()) -> tuple[str, list[Result]]:
-    """Run the graders of ``unit`` against the live definitions in ``names``; returns the part and the results.
+def grade_unit(unit: str, names: dict, *, reference: Reference, graders: Path, part: str, values: dict,
+               plugins=()) -> list[Result]:
+    """Run the graders of ``unit`` (``graders/test_<unit>.py``) against the live definitions in ``names``.
 
-    ``plugins`` are further pytest plugins (the class-grading worker adds a guard that checks after every check
-    that the graders were not modified).
+    ``values`` are the unit's reference values; ``plugins`` are further pytest plugins (a grading process adds a
+    guard that checks after every check that the graders were not modified).
     """
-    if unit not in UNITS:
-        raise ValueError(f"unknown unit {unit!r}; the units are {', '.join(UNITS)}")
-    ref = reference()
-    part = ref.parts[unit]
-    collector = _Collector(Namespace(names, unit, part))
-    with _isolated(), _substituted(names, {**ref.others(unit), "tqdm": _silent_tqdm}):
+    collector = _Collector(Namespace(names, unit, part), values, reference)
+    with _isolated(), _substituted(names, {**reference.others(unit), "tqdm": _silent_tqdm}):
         torch.set_grad_enabled(True)
-        code = run_graders(unit, collector, *plugins)
+        code = run_graders(Path(graders) / f"test_{unit}.py", collector, *plugins)
     results = list(collector.results.values())
     if code not in (0, 1) or not results:  # pytest itself failed: a usage error or no test collected
         results.append(Result("the graders ran", False, f"pytest exited with code {code}; report this to your "
                               "instructor"))
-    return part, results
+    return results
 
 
 def format_report(unit: str, part: str, results: list[Result]) -> str:
@@ -196,13 +303,3 @@ def format_report(unit: str, part: str, results: list[Result]) -> str:
         lines.append(f"Revisit {part}, fix the code of `{unit}` and run its cell and this test cell again.")
     return "\n".join(lines)
 
-
-def check(unit: str, names: dict | None = None) -> None:
-    """Grade ``unit`` in the calling notebook (its globals, unless ``names`` is given); raise if a check fails."""
-    if names is None:
-        names = inspect.currentframe().f_back.f_globals
-    part, results = grade_unit(unit, names)
-    report = format_report(unit, part, results)
-    if any(not r.passed for r in results):
-        raise GradingFailure(report)
-    print(report)

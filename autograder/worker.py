@@ -1,45 +1,55 @@
-"""The grading process of one submission, run inside the sandbox by ``python -m autograder autograde``.
+"""The grading process inside the sandbox: ``python -m autograder.worker`` (started by :mod:`autograder.engine`).
 
-    python -m autograder.worker < frames
+It never reads a course file. Everything comes through stdin as length-prefixed JSON frames:
 
-It never reads a course file: everything comes through stdin as length-prefixed JSON frames, a header and then one
-frame per unit. The worker imports torch, pytest and the graders once, then grades each unit in a **fresh forked
-process** that
+1. an *init* frame: the assignment's id, graders folder, units and parts, grading environment, what to import;
+   the worker imports it all once (torch, the notebook's own imports, pytest, the graders) and says ``ready``;
+2. then one *job* per submission: the submission's program (:func:`autograder.submission.program`) and its limits.
+   For each unit the worker forks a **fresh process** from its warm state, which
 
-* reads its own frame (and nothing else: stdin is closed before any student code runs): the reference notebook for
-  this unit, where the unit's own solution cell is replaced by the released stub (so the answer is not in the
-  process), the reference values of this unit only, and the student's cell;
-* runs the student's cell on top of the reference's other definitions and the unit's pytest graders against it
-  (:func:`autograder.runner.grade_unit`), with an audit hook and an integrity guard armed (see below);
-* sends one JSON result to the worker through a pipe of its own and exits.
+   * reads its own frame (asked for on stdout, written by the engine): the reference notebook in which that unit's
+     own cell is the released stub (so the answer is never in the process) and the unit's reference values; then
+     closes stdin, so no other frame can be read;
+   * runs the student's program from the top, in order, as a kernel would ("Run all"), and the unit's visible test
+     cell at its place, recording whether it passed;
+   * loads the reference definitions and runs the unit's pytest graders (:func:`autograder.runner.grade_unit`)
+     with an audit hook and an integrity guard armed, and sends one result through a pipe of its own.
 
-So a unit that hangs, crashes, exhausts memory or forks without end costs only that unit; the worker reports each
-unit as one line on stdout (``{"event": "unit", ...}``) and ends with ``{"event": "done"}``.
+   A cell of the program that crashes the process, is killed for memory or runs past its time limit is skipped and
+   the unit's process started again without it (reported: a kernel would have been interrupted there). Units run
+   ``parallel`` at a time; their time limits add up within the submission's. After a job every process the job left
+   is killed and its scratch folder removed, so the next submission starts clean.
 
-Tamper sensors (in the unit's process): a snapshot of the graders', pytest's, torch's and the builtins' functions
-is compared after the student's cell and after every check (a change is undone, recorded, and the unit scores
-zero), and a Python audit hook (which Python code cannot remove) records opening course files, network use,
-starting processes, memory introspection (``gc``, ``ctypes``) and new audit hooks.
+Tamper sensors (in a unit's process): a snapshot of the graders', pytest's, torch's and the builtins' functions is
+compared after every cell of the program and after every check (a change is undone and reported: the unit that owns
+the cell scores zero, or every unit when the cell is no unit's), and a Python audit hook (which Python code cannot
+remove) records opening course files, network use, starting processes, memory introspection and new audit hooks.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import json
+import math
 import os
 import select
+import shutil
 import signal
 import struct
 import sys
+import tempfile
 import time
 import types
 
-SCRATCH = "/tmp"  # the sandbox's only writable folder
-# the course and Python installation are mounted read-only, also where they live below SCRATCH
+SCRATCH = tempfile.gettempdir()  # the sandbox's only writable folder (/tmp there)
+# the course and the Python installation are read-only, also where they live below SCRATCH
 READ_ONLY = tuple(os.path.realpath(p) for p in (os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                                sys.prefix, sys.base_prefix))
-CAP = 1 << 20  # bytes of a student's printed output that are kept; the rest is counted and dropped
+CAP = 1 << 20            # characters of a student's printed output that are kept; the rest is counted and dropped
+MESSAGE_CAP = 4000       # characters of one message that leave the process
+RERUNS = 3               # how often a unit's process is started again after a cell that had to be skipped
 
 # audit events that only an attempt on the grader explains (status ``tampered``) and those that are merely reported
 TAMPER_EVENTS = {"gc.get_objects": "inspected every object in memory (gc.get_objects)",
@@ -54,8 +64,10 @@ TAMPER_EVENTS = {"gc.get_objects": "inspected every object in memory (gc.get_obj
 PROCESS_EVENTS = ("os.fork", "os.forkpty", "os.system", "subprocess.Popen", "os.exec", "os.posix_spawn",
                   "os.spawn", "os.kill", "os.killpg", "pty.spawn")
 NETWORK_EVENTS = ("socket.connect", "socket.bind", "socket.getaddrinfo", "socket.sendto", "socket.gethostbyname")
+PRIVATE_MEMORY = ("/proc/self/mem", "/proc/self/map_files")
 
 
+# ------------------------------------------------------------------------------------------------------ frames
 def read_frame(fd: int):
     """One length-prefixed JSON frame from ``fd`` (None at the end of the stream)."""
     head = _read_exactly(fd, 8)
@@ -86,6 +98,11 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
+def _cap(text: str) -> str:
+    return text if len(text) <= MESSAGE_CAP else text[:MESSAGE_CAP] + " ..."
+
+
+# ------------------------------------------------------------------------------------------------- sensors
 class _Sink(io.TextIOBase):
     """Where a student's prints go: the first ``CAP`` characters are kept, the rest only counted."""
 
@@ -108,13 +125,15 @@ def _below(path: str, folders) -> bool:
 
 
 class _Audit:
-    """Records what a student's code tries; armed only while student code or the checks run."""
+    """Records what a student's code tries, with the unit that owns the code running (None: no unit's)."""
 
     def __init__(self, protected: list[str]):
         self.armed = False
+        self.owner: str | None = None
+        self.forked = False  # the code running now forked
         self.protected = tuple(protected)
-        self.tampered: list[str] = []
-        self.notices: list[str] = []
+        self.tampered: list[list] = []   # [owner, what]
+        self.notices: list[list] = []
 
     def __call__(self, event, args):
         if not self.armed:
@@ -137,6 +156,8 @@ class _Audit:
             writing = any(c in mode for c in "wax+") or flags & (os.O_WRONLY | os.O_RDWR)
             if _below(path, self.protected):
                 self._add(self.tampered, f"tried to {'write' if writing else 'read'} the course file {path}")
+            elif path.startswith(PRIVATE_MEMORY) or (path.startswith("/proc/") and path.endswith("/mem")):
+                self._add(self.tampered, f"tried to read the grader's memory ({path})")
             elif writing and (_below(path, READ_ONLY) or not (path.startswith(("/dev/null", "/proc/self/"))
                                                                or _below(path, (SCRATCH,)))):
                 self._add(self.notices, f"tried to write {path} (outside its working directory: blocked)")
@@ -145,23 +166,26 @@ class _Audit:
         elif event.startswith(NETWORK_EVENTS):
             self._add(self.notices, f"tried to use the network ({event}: blocked)")
         elif event.startswith(PROCESS_EVENTS):
+            self.forked = self.forked or event.startswith(("os.fork", "os.forkpty"))
             self._add(self.notices, f"started or signalled processes ({event})")
 
-    @staticmethod
-    def _add(where: list[str], text: str) -> None:
-        if text not in where and len(where) < 20:
-            where.append(text)
+    def _add(self, where: list, text: str) -> None:
+        entry = [self.owner, text]
+        if entry not in where and len(where) < 20:
+            where.append(entry)
+
+
+_MISSING = object()
 
 
 class _Guard:
-    """Snapshot of the functions a check relies on; ``verify`` undoes every change and adds it to ``changed``."""
+    """Snapshot of the functions a check relies on; :meth:`changes` undoes every change and names it."""
 
     MODULES = ("builtins", "math", "torch", "torch.nn", "torch.nn.functional", "numpy", "pytest", "_pytest.runner",
                "_pytest.python", "_pytest.reports", "_pytest.main", "_pytest.outcomes")
 
     def __init__(self):
         self.entries: list[tuple[object, str, object]] = []
-        self.changed: list[str] = []
         names = list(self.MODULES) + sorted(n for n in sys.modules if n == "autograder" or n.startswith("autograder."))
         for name in names:
             module = sys.modules.get(name)
@@ -182,144 +206,465 @@ class _Guard:
                     if getattr(member, "__code__", None) is not None:
                         self.entries.append((member, "__code__", member.__code__))
 
-    def verify(self) -> None:
+    def changes(self) -> list[str]:
+        """What changed since the snapshot (put back as it was)."""
+        changed = []
         for owner, key, value in self.entries:
             current = vars(owner).get(key, _MISSING) if key != "__code__" else getattr(owner, "__code__", None)
             if current is not value:
                 label = f"{getattr(owner, '__name__', type(owner).__name__)}.{key}"
-                if label not in self.changed:
-                    self.changed.append(label)
+                if label not in changed:
+                    changed.append(label)
                 with contextlib.suppress(Exception):
                     setattr(owner, key, value)
-
-
-_MISSING = object()
+        return changed
 
 
 class _GuardPlugin:
-    """pytest plugin: verifies the guard after every check; a changed grader fails that check."""
+    """pytest plugin: checks the guard after every check; a changed grader makes the unit score zero."""
 
-    def __init__(self, guard: _Guard):
-        self.guard = guard
+    def __init__(self, guard: _Guard, audit: _Audit):
+        self.guard, self.audit = guard, audit
 
     def pytest_runtest_teardown(self, item):
-        self.guard.verify()
+        changed = self.guard.changes()
+        if changed:
+            self.audit.tampered.append([self.audit.owner, "changed the grader's functions while a check ran: "
+                                        + ", ".join(changed[:8])])
 
 
-def _grade_unit_in_child(audit: _Audit, result_fd: int) -> None:
-    unit_pid = os.getpid()
+# ------------------------------------------------------------------------------------------- the student's program
+class _Shell:
+    """What ``get_ipython()`` returns while grading: magics and shell commands do nothing, except that the body of
+    ``%%time``-like cell magics (and the statement of ``%time``) runs, since it is the student's code."""
+
+    RUNS_PYTHON = ("time", "timeit", "capture", "prun")
+
+    def __init__(self, names: dict):
+        self.names = names
+
+    def run_line_magic(self, name, line, *args, **kwargs):
+        if name in self.RUNS_PYTHON and line.strip():
+            exec(compile(line, "<magic>", "exec"), self.names)  # noqa: S102 - the student's own statement
+
+    def run_cell_magic(self, name, line, body, *args, **kwargs):
+        if name in self.RUNS_PYTHON:
+            exec(compile(body, "<magic>", "exec"), self.names)  # noqa: S102 - the student's own cell
+
+    def system(self, *args, **kwargs):
+        return None
+
+    getoutput = system
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+def _python_source(source: str) -> str:
+    """IPython syntax (``%magic``, ``!command``) turned into Python, as a kernel does; plain Python unchanged."""
+    if not any(line.lstrip().startswith(("%", "!")) for line in source.splitlines()) and "?" not in source:
+        return source
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+    except ImportError:
+        return source
+    try:
+        return TransformerManager().transform_cell(source)
+    except Exception:  # noqa: BLE001 - leave it to compile() to report the syntax error
+        return source
+
+
+def _fresh_main() -> dict:
+    """The namespace of a fresh kernel: a module called __main__ with display() and get_ipython()."""
+    module = types.ModuleType("__main__")
+    sys.modules["__main__"] = module
+    names = module.__dict__
+    names["display"] = lambda *args, **kwargs: None
+    names["get_ipython"] = lambda: shell
+    shell = _Shell(names)
+    return names
+
+
+# ------------------------------------------------------------------------------------------------ a unit's process
+def _unit_process(init: dict, job: dict, unit: str, skip: set, send, audit: _Audit, guard: _Guard) -> None:
+    from autograder import units
+    from autograder.runner import describe_exception, grade_unit, register_source
+
+    me = os.getpid()
     payload = read_frame(0)
+    send({"got-frame": True})
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):  # nothing more to read; the student's C-level output goes nowhere
         os.dup2(devnull, fd)
-    unit = payload["unit"]
+    with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as handle:
+        handle.write("1000")  # when memory runs out, this process goes first, never the worker
+    _limit_self(job, init)
     sink = _Sink()
     sys.stdout = sys.stderr = sink
+    units.QUIET_INTO[:] = [sink]  # what the cell and the checks print is counted, whoever redirects it
+    os.environ.update(init["env"])
+    workdir = os.path.join(job["dir"], unit)
+    os.makedirs(workdir, exist_ok=True)
+    os.chdir(workdir)
+    import torch
+
+    torch.set_num_threads(max(1, int(job.get("threads", 1))))
+    names = _fresh_main()
     started = time.monotonic()
-
-    from autograder import cases, units
-    from autograder.runner import Result, grade_unit
-
-    os.environ.update(NBGRADER_EXECUTION="autograde", DINO_MODE="tiny")
-    units.QUIET_INTO = sink  # what the cell and the checks print is counted, whoever redirects it
-    ref = units.load_reference(nb=_notebook(payload["reference"]), stub=unit)
-    units.install_reference(ref)
-    cases.install_values(payload["values"])
-    names = units.own_cell_namespace(ref, unit)
-    guard = _Guard()
-    results: list[Result] = []
-    memory_error = False
-    cell = payload["cell"]
+    cell_errors, memory_error = [], False
+    for cell in job["program"]:
+        if cell["pos"] in skip or (cell["kind"] == "visible" and cell["unit"] != unit):
+            continue
+        send({"cell": cell["pos"]})
+        audit.owner = cell["unit"] if cell["kind"] in ("unit", "visible") else None
+        filename = f"<{cell['label']}>"
+        register_source(filename, cell["source"])
+        error = None
+        audit.forked = False
+        audit.armed = True
+        try:
+            with units.quiet():
+                exec(compile(_python_source(cell["source"]), filename, "exec"), names)  # noqa: S102
+        except BaseException as err:  # noqa: BLE001 - a failing cell is reported, and the program runs on
+            error = err
+        finally:
+            audit.armed = False
+        if os.getpid() != me:  # a process the student's code forked never runs the grader's code
+            os._exit(0)
+        if audit.forked:
+            send({"forked": cell["pos"]})
+        changed = guard.changes()
+        if changed:
+            audit.tampered.append([audit.owner, "changed the grader's functions: " + ", ".join(changed[:8])])
+        message = describe_exception(error, error.__traceback__) if error is not None else ""
+        memory_error = memory_error or isinstance(error, MemoryError) and audit.owner == unit
+        if cell["kind"] == "visible":
+            send({"visible": cell["grade_id"], "passed": error is None, "message": _cap(message)})
+        elif error is not None:
+            cell_errors.append({"pos": cell["pos"], "label": cell["label"], "unit": cell["unit"],
+                                "message": _cap(message), "memory": isinstance(error, MemoryError)})
+    send({"program-done": True, "seconds": round(time.monotonic() - started, 2)})
+    audit.owner = unit
+    results = []
+    with torch.random.fork_rng(devices=[]):
+        ref = units.Reference(payload["reference"], init["units"], dict(os.environ), stub=unit, label=f"unit_{unit}")
+    units.install_reference(init["assignment"], ref)
+    values = payload["values"]
+    del payload  # the reference notebook's sources are not needed any more
     audit.armed = True
     try:
-        if cell is None:
-            results = [Result("the unit's cell is in the notebook", False,
-                              f"the notebook has no solution cell with grade_id {unit!r}: was it deleted, or its "
-                              "metadata changed?")]
-        else:
-            try:
-                with units.quiet():
-                    exec(compile(cell, f"<your cell: {unit}>", "exec"), names)  # noqa: S102
-            except BaseException as err:  # noqa: BLE001 - the student's cell failed; that is the result
-                memory_error = isinstance(err, MemoryError)
-                text = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
-                results = [Result("your cell runs", False, f"running your cell failed: {type(err).__name__}"
-                                  f"{': ' + text if text else ''}")]
-            guard.verify()
-            if not results:
-                _, results = grade_unit(unit, names, plugins=[_GuardPlugin(guard)])
+        results = grade_unit(unit, names, reference=ref, graders=init["graders"], part=init["units"][unit],
+                             values=values, plugins=[_GuardPlugin(guard, audit)])
     finally:
         audit.armed = False
-    guard.verify()
-    changed = guard.changed
+    changed = guard.changes()
     if changed:
-        audit.tampered.append("changed the grader's functions: " + ", ".join(changed[:8]))
-        results = [Result(r.name, False, "not scored: your code changed the grader while this check ran "
-                          f"({', '.join(changed[:3])})", r.visible) for r in results]
-    memory_error = memory_error or any("MemoryError" in r.message for r in results)
+        audit.tampered.append([unit, "changed the grader's functions: " + ", ".join(changed[:8])])
     if sink.count > CAP:
-        audit.notices.append(f"printed {sink.count / 1e6:.1f} million characters (kept the first million)")
-    out = {"results": [r.__dict__ for r in results], "tampered": audit.tampered, "notices": audit.notices,
-           "printed": sink.count, "memory_error": memory_error, "seconds": round(time.monotonic() - started, 2)}
-    if os.getpid() == unit_pid:  # a process the student's code forked must not answer for the unit
-        _write_all(result_fd, json.dumps(out).encode())
+        audit.notices.append([None, f"printed {sink.count / 1e6:.1f} million characters (kept the first million)"])
+    memory_error = memory_error or any("MemoryError" in r.message for r in results)
+    send({"result": {"results": [{**r.__dict__, "message": _cap(r.message)} for r in results],
+                     "cell_errors": cell_errors, "tampered": audit.tampered, "notices": audit.notices,
+                     "memory_error": memory_error, "printed": sink.count,
+                     "seconds": round(time.monotonic() - started, 2)}})
 
 
-def _notebook(nb_json: dict):
-    import nbformat
+def _limit_self(job: dict, init: dict) -> None:
+    """Resource limits of a unit's process: CPU seconds, and the address space where no memory cgroup is."""
+    import resource
 
-    return nbformat.from_dict(nb_json)
+    cpu = int(job["unit_seconds"] * max(1, int(job.get("threads", 1)))) + 30
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+    if not init.get("memory_cgroup"):
+        size = (int(job["memory_mb"]) + 2048) << 20  # address space: the libraries map ~2 GB they never touch
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_AS, (size, size))
 
 
-def _run_unit(unit: str, timeout: float, audit: _Audit, emit) -> None:
-    read_fd, write_fd = os.pipe()
-    started = time.monotonic()
-    pid = os.fork()
-    if pid == 0:  # the unit's process
-        code = 0
-        try:
-            os.setpgid(0, 0)
-            os.close(read_fd)
-            _grade_unit_in_child(audit, write_fd)
-        except BaseException:  # noqa: BLE001 - our own failure: reported to the instructor, not the student
-            import traceback
+# ------------------------------------------------------------------------------------------------------ a job
+class _Child:
+    def __init__(self, unit: str, pid: int, fd: int, limit: float, attempt: int):
+        self.unit, self.pid, self.fd, self.attempt = unit, pid, fd, attempt
+        self.started = time.monotonic()
+        self.deadline = self.started + limit
+        self.limit = limit
+        self.buffer = b""
+        self.cell: int | None = None      # the program cell running now (None: not in the program)
+        self.cell_started = 0.0
+        self.phase = "frame"              # frame -> program -> checks
+        self.visible: dict = {}
+        self.result: dict | None = None
+        self.killed: str | None = None    # why we killed it ("hung" or "time")
+        self.oom_before = 0
+        self.pids_before = 0
+        self.pids_mark = 0
+        self.program_seconds = None
+        self.forking_cells: list[int] = []  # program cells that forked (checked against the process limit)
 
-            with contextlib.suppress(OSError):  # (only from the unit's own process: forks of it exit silently)
-                _write_all(write_fd, json.dumps({"internal_error": traceback.format_exc()[-3000:]}).encode())
-            code = 70
-        os._exit(code)
-    os.close(write_fd)
-    data, timed_out = bytearray(), False
-    while True:
-        left = timeout - (time.monotonic() - started)
-        if left <= 0:
-            timed_out = True
-            break
-        ready, _, _ = select.select([read_fd], [], [], min(left, 1.0))
-        if ready:
-            chunk = os.read(read_fd, 1 << 20)
-            if not chunk:
-                break
-            data.extend(chunk)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)  # the unit's process and whatever it started
-    _, status = os.waitpid(pid, 0)
-    os.close(read_fd)
-    event = {"event": "unit", "unit": unit, "seconds": round(time.monotonic() - started, 2), "timed_out": timed_out,
-             "exit_code": os.waitstatus_to_exitcode(status)}
+    def feed(self, data: bytes) -> None:
+        self.buffer += data
+        *lines, self.buffer = self.buffer.split(b"\n")
+        for line in lines:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(event, dict):
+                continue
+            if "got-frame" in event:
+                self.phase = "program"
+            elif "cell" in event and isinstance(event["cell"], int):
+                self.cell, self.cell_started = event["cell"], time.monotonic()
+            elif "forked" in event and isinstance(event["forked"], int):
+                self.forking_cells.append(event["forked"])
+            elif "visible" in event:
+                self.visible[str(event["visible"])] = {"passed": bool(event.get("passed")),
+                                                       "message": str(event.get("message", ""))}
+            elif "program-done" in event:
+                self.phase, self.cell, self.program_seconds = "checks", None, event.get("seconds")
+            elif "result" in event and self.result is None and self.phase == "checks":
+                self.result = event["result"]
+
+
+def _counter(path: str | None, key: str) -> int:
+    """A counter of a cgroup events file (``oom_kill`` of memory.events/oom_control, ``max`` of pids.events)."""
+    if not path:
+        return 0
     try:
-        event.update(json.loads(data.decode()) if data else {})
-    except ValueError:
-        event["garbled"] = True
-    emit(event)
+        for line in open(path).read().splitlines():  # noqa: SIM115 - a tiny file
+            name, _, value = line.partition(" ")
+            if name == key:
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+class _Job:
+    """Runs one submission's units (the worker's side: it never runs the student's code itself)."""
+
+    def __init__(self, init: dict, job: dict, emit, audit: _Audit, guard: _Guard):
+        self.init, self.job, self.emit, self.audit, self.guard = init, job, emit, audit, guard
+        self.skip: set[int] = set()
+        self.problems: dict[int, dict] = {}
+        self.attempts: dict[str, int] = {}
+        seen = init.setdefault("durations", {})  # seconds per unit in earlier jobs: the slowest start first
+        self.pending = sorted(job["units"], key=lambda unit: -seen.get(unit, 0.0))
+        self.running: dict[int, _Child] = {}
+        self.deadline = time.monotonic() + float(job["timeout"])
+        self.parallel = max(1, int(job.get("parallel", 1)))
+
+    def run(self) -> None:
+        while self.pending or self.running:
+            while self.pending and len(self.running) < self.parallel and self._left() > 1:
+                self._start(self.pending.pop(0))
+            if not self.running:
+                break
+            ready, _, _ = select.select(list(self.running), [], [], 0.1)
+            for fd in ready:
+                child = self.running[fd]
+                try:
+                    data = os.read(fd, 1 << 20)
+                except OSError:
+                    data = b""
+                if data:
+                    child.feed(data)
+                    self._forks(child)
+                else:
+                    self._end(child)
+            now = time.monotonic()
+            for child in list(self.running.values()):
+                if child.phase == "program" and child.cell is not None and \
+                        now - child.cell_started > self.job["cell_seconds"]:
+                    self._kill(child, "hung")
+                elif now > child.deadline:
+                    self._kill(child, "time")
+        for unit in self.pending:
+            self.emit({"event": "unit", "unit": unit, "abandoned": True})
+        self.emit({"event": "job-done", "problems": list(self.problems.values())})
+
+    def _left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def _start(self, unit: str) -> None:
+        waves = math.ceil((len(self.pending) + 1) / self.parallel)  # this unit and those after it, `parallel` a time
+        limit = self._left() / max(1, waves)
+        attempt = self.attempts.get(unit, 0)
+        self.attempts[unit] = attempt + 1
+        read_fd, write_fd = os.pipe()
+        job = {**self.job, "unit_seconds": limit}
+        oom = _counter(self.init.get("oom_events"), self.init.get("oom_key", "oom_kill"))
+        pids = _counter(self.init.get("pids_events"), "max")
+        pid = os.fork()
+        if pid == 0:  # the unit's process
+            code = 0
+            try:
+                os.setpgid(0, 0)
+                os.close(read_fd)
+
+                def send(event):
+                    _write_all(write_fd, (json.dumps(event) + "\n").encode())
+
+                _unit_process(self.init, job, unit, set(self.skip), send, self.audit, self.guard)
+            except BaseException:  # noqa: BLE001 - our own failure: reported to the instructor, not the student
+                import traceback
+
+                with contextlib.suppress(OSError):
+                    _write_all(write_fd, (json.dumps({"result": {"internal_error": traceback.format_exc()[-3000:]}})
+                                          + "\n").encode())
+                code = 70
+            os._exit(code)
+        os.close(write_fd)
+        child = _Child(unit, pid, read_fd, limit, attempt)
+        child.oom_before, child.pids_before, child.pids_mark = oom, pids, pids
+        self.emit({"event": "frame", "unit": unit})  # the engine writes this unit's frame; the child reads it
+        waited = time.monotonic()
+        while child.phase == "frame" and time.monotonic() - waited < 60:
+            ready, _, _ = select.select([read_fd], [], [], 1.0)
+            if ready:
+                data = os.read(read_fd, 1 << 16)
+                if not data:
+                    break
+                child.feed(data)
+        self.running[read_fd] = child
+        if child.phase == "frame":
+            self._kill(child, "time")
+
+    def _forks(self, child: _Child) -> None:
+        """A program cell that ran into the process limit is skipped for the units that start after it (it would
+        hit the limit in each of them); the unit that owns it is reported as crashed."""
+        cells, child.forking_cells = child.forking_cells, []
+        count = _counter(self.init.get("pids_events"), "max")
+        if cells and count > child.pids_mark:
+            cell = next((c for c in self.job["program"] if c["pos"] == cells[0]), None)
+            if cell is not None and cell["pos"] not in self.problems:
+                self.problems[cell["pos"]] = {"pos": cell["pos"], "label": cell["label"], "kind": "crashed",
+                                              "unit": cell["unit"], "message": f"{cell['label']} started more "
+                                              "processes than allowed (the limit stopped it); it was skipped"}
+                self.skip.add(cell["pos"])
+        if cells:
+            child.pids_mark = count
+
+    def _kill(self, child: _Child, why: str) -> None:
+        child.killed = why
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.pid, signal.SIGKILL)
+        self._end(child)
+
+    def _end(self, child: _Child) -> None:
+        self.running.pop(child.fd, None)
+        with contextlib.suppress(OSError):
+            while True:  # what is still in the pipe
+                ready, _, _ = select.select([child.fd], [], [], 0)
+                data = os.read(child.fd, 1 << 20) if ready else b""
+                if not data:
+                    break
+                child.feed(data)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.pid, signal.SIGKILL)  # whatever the process started
+        _, status = os.waitpid(child.pid, 0)
+        os.close(child.fd)
+        exit_code = os.waitstatus_to_exitcode(status)
+        oom = _counter(self.init.get("oom_events"), self.init.get("oom_key", "oom_kill")) > child.oom_before
+        forks = _counter(self.init.get("pids_events"), "max") > child.pids_before
+        seconds = round(time.monotonic() - child.started, 2)
+        if child.result is None and child.phase == "program" and child.cell is not None:
+            self._skip_cell(child, exit_code, oom)
+            return
+        event = {"event": "unit", "unit": child.unit, "seconds": seconds, "exit_code": exit_code,
+                 "killed": child.killed, "out_of_memory": oom, "too_many_processes": forks, "phase": child.phase,
+                 "limit": round(child.limit, 1), "visible": child.visible, "attempts": child.attempt + 1,
+                 "program_seconds": child.program_seconds}
+        if child.result is not None:
+            event.update(child.result)
+            self.init["durations"][child.unit] = seconds
+        self.emit(event)
+
+    def _skip_cell(self, child: _Child, exit_code: int, oom: bool) -> None:
+        """A cell of the program took the unit's process down: skip it from now on and start the unit again."""
+        cell = next((c for c in self.job["program"] if c["pos"] == child.cell), None)
+        label = cell["label"] if cell else f"cell {child.cell}"
+        if child.killed == "hung":
+            kind, what = "timeout", f"ran for more than {self.job['cell_seconds']:.0f} s"
+        elif child.killed == "time":
+            kind, what = "timeout", f"was still running when the time for this part ({child.limit:.0f} s) ran out"
+        elif oom:
+            kind, what = "memory", "used more memory than allowed and was stopped"
+        else:
+            kind, what = "crashed", f"ended the grading process (exit code {exit_code})"
+        self.problems.setdefault(child.cell, {"pos": child.cell, "label": label, "kind": kind,
+                                              "unit": cell["unit"] if cell else None,
+                                              "message": f"{label} {what}; it was skipped, as an interrupted cell "
+                                                         "in a kernel would be"})
+        self.skip.add(child.cell)
+        if child.attempt < RERUNS and self._left() > 1:
+            self.pending.insert(0, child.unit)
+        else:
+            self.emit({"event": "unit", "unit": child.unit, "abandoned": True})
+
+
+# ------------------------------------------------------------------------------------------------------ main
+def _preload(init: dict) -> None:
+    """Import once, before any fork, what every unit's process needs."""
+    import importlib
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    for name in ["torch", "numpy", "pytest", *init.get("preload", [])]:
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+    import autograder.units  # noqa: F401
+    from autograder.runner import graders_package
+
+    package = graders_package(init["graders"])
+    for unit in init["units"]:
+        with contextlib.suppress(Exception):
+            importlib.import_module(f"{package}.test_{unit}")
+    warmup = tempfile.mkdtemp(prefix="warmup-")
+    try:  # the first pytest run in a process loads its plugins: do it here, once
+        with open(os.path.join(warmup, "test_warmup.py"), "w") as handle:
+            handle.write("def test_warmup():\n    pass\n")
+        from autograder.runner import run_graders
+
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            run_graders(os.path.join(warmup, "test_warmup.py"))
+    finally:
+        shutil.rmtree(warmup, ignore_errors=True)
+        for name in [n for n in sys.modules if n.startswith("test_warmup")]:
+            del sys.modules[name]
+
+
+def _clean_up(init: dict, workdir: str) -> None:
+    """Kill whatever the job left behind and empty its scratch space, so that the next job starts clean."""
+    if init.get("pid_namespace") and os.getpid() <= 3:  # only inside the sandbox's own pid namespace
+        for _ in range(50):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(-1, signal.SIGKILL)  # every process but this one (and the namespace's init)
+            with contextlib.suppress(ChildProcessError):
+                while os.waitpid(-1, os.WNOHANG)[0]:
+                    pass
+            others = [p for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, os.getpid())]
+            if not others:
+                break
+            time.sleep(0.02)
+    shutil.rmtree(workdir, ignore_errors=True)
+    if init.get("private_tmp"):  # the sandbox's own /tmp: nothing a job wrote there may reach the next one
+        for folder in (SCRATCH, "/dev/shm"):
+            with contextlib.suppress(OSError):
+                for name in os.listdir(folder):
+                    path = os.path.join(folder, name)
+                    if os.path.isdir(path) and not os.path.islink(path):
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        with contextlib.suppress(OSError):
+                            os.unlink(path)
 
 
 def main() -> int:
     out = os.dup(1)
     os.set_inheritable(out, False)
-    header = read_frame(0)
-    audit = _Audit(header["protected"])
-    sys.addaudithook(audit)
 
     def emit(event: dict) -> None:
         _write_all(out, (json.dumps(event) + "\n").encode())
@@ -327,19 +672,31 @@ def main() -> int:
     os.register_at_fork(after_in_child=lambda: os.close(out))
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 1)
-    import pytest  # noqa: F401 - import everything a unit needs once, before forking
-    import timm  # noqa: F401
-    import torch
+    started = time.monotonic()
+    init = read_frame(0)
+    if init is None:
+        return 0
+    audit = _Audit(init["protected"])
+    sys.addaudithook(audit)
+    with contextlib.suppress(OSError, AttributeError, ImportError):  # no other process may read this one's memory
+        import ctypes
 
-    import autograder.runner  # noqa: F401
-    import dinocourse.notebook  # noqa: F401
-
-    torch.set_num_threads(max(1, int(header.get("threads", 1))))
-    emit({"event": "ready"})
-    for unit in header["units"]:
-        _run_unit(unit, float(header["unit_timeout"]), audit, emit)
-    emit({"event": "done"})
-    return 0
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 0
+    sys.path.insert(0, init["root"])
+    _preload(init)
+    guard = _Guard()
+    gc.collect()
+    gc.freeze()  # the imported world is permanent: a unit's process never scans it (and never copies it)
+    emit({"event": "ready", "seconds": round(time.monotonic() - started, 2)})
+    while True:
+        job = read_frame(0)
+        if job is None:
+            return 0
+        job["dir"] = tempfile.mkdtemp(prefix="job-")
+        try:
+            _Job(init, job, emit, audit, guard).run()
+        finally:
+            _clean_up(init, job["dir"])
 
 
 if __name__ == "__main__":

@@ -1,1 +1,1 @@
-"""The graders of Assignment 1: one pytest module per graded unit (``UNIT`` names it)."""
+"""The graders of every assignment: ``<assignment id>/test_<unit>.py``, one pytest module per graded unit."""

@@ -1,50 +1,29 @@
-"""Fixtures of the graders.
+"""``pytest autograder/graders`` checks every assignment's reference solution with its own graders (``make test``).
 
-From the command line the graders check one notebook, unit by unit, each unit's cell run on top of the reference
-solution's definitions::
-
-    pytest autograder/graders                         # the solution itself
-    pytest autograder/graders --notebook PATH.ipynb   # a submission (or set DINO_GRADE_NOTEBOOK)
-
-Inside a notebook's test cell, :func:`autograder.check` runs them against the live objects of the kernel instead
-(through a plugin with a ``live_namespace`` method).
+Every check of every unit must pass on the solution. In a grading process (and for in-kernel feedback) the graders
+run without this file: :func:`autograder.runner.grade_unit` hands them the namespace to grade instead.
 """
 
 from __future__ import annotations
 
-import os
+from pathlib import Path
 
-import pytest
-import torch
-
-from autograder.cases import load_values
-from autograder.units import notebook_namespace
-from dinocourse.notebook import SOLUTION_NOTEBOOK
+from autograder.course import Assignment
+from autograder.fixtures import fixed_seed, ns, solution, values  # noqa: F401 - the graders' fixtures
+from autograder.runner import GraderPlugin
+from autograder.units import Namespace, reference
 
 
-def pytest_addoption(parser):
-    parser.addoption("--notebook", default=None,
-                     help="notebook whose units the graders check (default: $DINO_GRADE_NOTEBOOK, else the solution)")
+class SolutionSelfTest(GraderPlugin):
+    """The reference solution of the module's assignment is the namespace graded."""
+
+    def context(self, path: Path):
+        folder = Path(path).parent
+        assignment = Assignment.load(folder.name, folder.parents[2])
+        unit = Path(path).stem[len("test_"):]
+        ref = reference(assignment)
+        return Namespace(vars(ref.module), unit, assignment.units[unit]), assignment.values[unit], ref
 
 
-@pytest.fixture(scope="module")
-def ns(request):
-    """The names the unit's graders use: the unit's own definitions, the reference's for everything else."""
-    unit = request.module.UNIT
-    for plugin in request.config.pluginmanager.get_plugins():
-        if hasattr(plugin, "live_namespace"):
-            return plugin.live_namespace(unit)
-    path = request.config.getoption("--notebook") or os.environ.get("DINO_GRADE_NOTEBOOK") or SOLUTION_NOTEBOOK
-    return notebook_namespace(path, unit)
-
-
-@pytest.fixture(scope="session")
-def values():
-    """The reference values generated from the solution (``reference_values.json``)."""
-    return load_values()
-
-
-@pytest.fixture(autouse=True)
-def fixed_seed():
-    """Every check starts from the same random state, whatever the notebook did before."""
-    torch.manual_seed(0)
+def pytest_configure(config):
+    config.pluginmanager.register(SolutionSelfTest(), "solution-self-test")

@@ -11,39 +11,23 @@
 from __future__ import annotations
 
 import base64
-import os
 import subprocess
 import sys
 import time
 import types
 from collections.abc import Iterable
-from contextlib import contextmanager
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from dinocourse import REPO_ROOT
-
-SOLUTION_NOTEBOOK = REPO_ROOT / "solutions" / "01_dino" / "dino.ipynb"  # Assignment 1, the reference
-RELEASE_NOTEBOOK = REPO_ROOT / "assignments" / "01_dino" / "dino.ipynb"  # Assignment 1, as students get it
-DEFINITION_TAGS = ("setup", "api")
+from autograder.course import DEFINITION_TAGS
+from autograder.units import environment
 
 
 class NotebookError(RuntimeError):
     """A cell of a notebook failed; the message names the cell and the error."""
-
-
-@contextmanager
-def environment(env: dict[str, str] | None):
-    saved = dict(os.environ)
-    os.environ.update(env or {})
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def _cell_title(nb, index: int) -> str:

@@ -15,8 +15,6 @@ import textwrap
 from collections import Counter
 from pathlib import Path
 
-from autograder.units import UNITS
-
 STYLE = """<style>
 body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222;line-height:1.4}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;
@@ -34,9 +32,11 @@ def _problems(result: dict) -> str:
     return "; ".join([*result.get("problems", []), *result.get("tampering", [])])
 
 
-def unit_points(result: dict) -> dict[str, tuple[float, float]]:
-    points: dict[str, list[float]] = {unit: [0.0, 0.0] for unit in UNITS}
+def unit_points(result: dict, units=None) -> dict[str, tuple[float, float]]:
+    """Points earned and possible per unit (``units``: the assignment's, for a result that has none)."""
+    points: dict[str, list[float]] = {unit: [0.0, 0.0] for unit in (units or result.get("units", {}))}
     for test in result.get("tests", {}).values():
+        points.setdefault(test["unit"], [0.0, 0.0])
         points[test["unit"]][0] += test["points"]
         points[test["unit"]][1] += test["max_points"]
     return {unit: (p, m) for unit, (p, m) in points.items()}
@@ -51,7 +51,10 @@ def feedback_html(result: dict) -> str:
         rows.append(f"<tr><td>{_e(info.get('part', unit))}</td><td><code>{unit}</code></td>"
                     f"<td class='{mark}'>{points:g} / {max_points:g}</td></tr>")
         failed = [c for c in info.get("checks", []) if not c["passed"]]
-        if info.get("message") or failed:
+        visible = [(g, t["message"]) for g, t in result.get("tests", {}).items()
+                   if t["unit"] == unit and t.get("kind") == "visible" and not t["passed"] and t["message"]
+                   and t["message"] != info.get("message")]
+        if info.get("message") or failed or visible:
             groups: dict[str, list[str]] = {}  # checks failing with the same message are listed together
             for c in failed:
                 groups.setdefault(c["message"], []).append(c["name"])
@@ -61,6 +64,10 @@ def feedback_html(result: dict) -> str:
             summary = (f"{passed} of {len(info['checks'])} checks passed" if info.get("checks") else "")
             details.append(f"<h3>{_e(info.get('part', unit))} (<code>{unit}</code>)</h3>"
                            + (f"<p class='fail'>{_e(info['message'])}</p>" if info.get("message") else "")
+                           + "".join(f"<p>The visible test <code>{_e(g)}</code> (the test cell you can run) failed:"
+                                     f"</p><pre>{_e(m)}</pre>" for g, m in visible)
+                           + (f"<p>Running your cell raised:</p><pre>{_e(info['cell_error'])}</pre>"
+                              if info.get("cell_error") else "")
                            + (f"<p>{summary}. Failed checks:</p><ul>{items}</ul>" if items else "")
                            + f"<p>Revisit {_e(info.get('part', unit))}, fix the code of <code>{unit}</code>, run its "
                            "cell and its test cell again.</p>")
@@ -87,14 +94,15 @@ def write_feedback(path: Path, result: dict) -> Path:
     return path
 
 
-def write_csv(path: Path, results: list[dict]) -> Path:
+def write_csv(path: Path, results: list[dict], units) -> Path:
+    units = list(units)
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["student", *UNITS, "total", "max_total", "status", "notes"])
+        writer.writerow(["student", *units, "total", "max_total", "status", "notes"])
         for r in results:
-            points = unit_points(r)
+            points = unit_points(r, units)
             notes = _problems(r)[:300]
-            writer.writerow([r["student"], *(f"{points[u][0]:g}" for u in UNITS), f"{r.get('score', 0):g}",
+            writer.writerow([r["student"], *(f"{points[u][0]:g}" for u in units), f"{r.get('score', 0):g}",
                              f"{r.get('max_score', 0):g}", r["status"], notes])
     return path
 
@@ -131,8 +139,8 @@ def report_html(results: list[dict], assignment, figures: dict[str, str]) -> str
     checks = "".join(f"<tr><td>{_e(name)}</td><td>{n}</td><td>{100 * n / max(1, len(graded)):.0f} %</td></tr>"
                      for name, n in top)
     images = "".join(f"<h2>{_e(title)}</h2><img src='data:image/png;base64,{data}'>" for title, data in figures.items())
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Class report: {_e(assignment.name)}</title>
-{STYLE}</head><body><h1>Class report: {_e(assignment.name)}</h1>
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Class report: {_e(assignment.id)}</title>
+{STYLE}</head><body><h1>Class report: {_e(assignment.id)}</h1>
 <p>{len(results)} students; status: {', '.join(f'{s} {n}' for s, n in statuses.most_common())}.
 Mean autograded score of the graded submissions: {mean:.2f} / {assignment.max_score:g}
 (+ {sum(assignment.manual.values()):g} points graded by hand).</p>
@@ -165,10 +173,11 @@ def write_reports(folder: Path, results: list[dict], assignment) -> list[Path]:
     left.set(xlabel=f"autograded score (of {assignment.max_score:g})", ylabel="students",
              title=f"Score distribution ({len(results)} students)", xlim=(-1, assignment.max_score + 1))
     left.yaxis.set_major_locator(MaxNLocator(integer=True))
-    earned = [sum(unit_points(r)[u][0] for r in results) for u in UNITS]
-    possible = [sum(unit_points(r)[u][1] for r in results) for u in UNITS]
+    units = list(assignment.units)
+    earned = [sum(unit_points(r, units)[u][0] for r in results) for u in units]
+    possible = [sum(unit_points(r, units)[u][1] for r in results) for u in units]
     shares = [100 * e / p if p else 0.0 for e, p in zip(earned, possible, strict=True)]
-    right.barh(list(reversed(UNITS)), list(reversed(shares)), color="#55a868")
+    right.barh(list(reversed(units)), list(reversed(shares)), color="#55a868")
     right.set(xlabel="points the class earned (%)", xlim=(0, 100), title="Points per part")
     fig.tight_layout()
     figures["Score distribution and points per part"] = _png(fig)
@@ -183,7 +192,7 @@ def write_reports(folder: Path, results: list[dict], assignment) -> list[Path]:
         ax.set(xlabel="submissions that failed the check", title="Checks failed most often")
         figures["Checks failed most often"] = _png(fig)
         plt.close(fig)
-    csv_path = write_csv(folder / "grades.csv", results)
+    csv_path = write_csv(folder / "grades.csv", results, assignment.units)
     html_path = folder / "report.html"
     html_path.write_text(report_html(results, assignment, figures))
     return [csv_path, html_path]
@@ -191,12 +200,11 @@ def write_reports(folder: Path, results: list[dict], assignment) -> list[Path]:
 
 def print_table(results: list[dict], assignment) -> None:
     """The class table on the terminal: one row per student, one column per unit."""
-    short = {"dino_head": "head", "dino_loss": "loss", "local_global_dataset": "views", "schedules": "sched",
-             "dino_trainer": "trainer", "pseudo_labels": "pseudo"}
+    units = list(assignment.units)
     width = max([len(r["student"]) for r in results] + [7])
-    print(f"{'student':<{width}}  " + "  ".join(f"{short[u]:>7}" for u in UNITS) + f"  {'total':>7}  status")
+    print(f"{'student':<{width}}  " + "  ".join(f"{u:>{max(5, len(u))}}" for u in units) + f"  {'total':>7}  status")
     for r in results:
-        points = unit_points(r)
-        cells = "  ".join(f"{points[u][0]:g}/{points[u][1]:g}".rjust(7) for u in UNITS)
+        points = unit_points(r, units)
+        cells = "  ".join(f"{points[u][0]:g}/{points[u][1]:g}".rjust(max(5, len(u))) for u in units)
         total = f"{r.get('score', 0):g}/{assignment.max_score:g}"
         print(f"{r['student']:<{width}}  {cells}  {total:>7}  {r['status']}")

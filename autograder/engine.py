@@ -1,0 +1,346 @@
+"""The grading engine: one submitted notebook in, one verdict out. Every way of grading uses it.
+
+``python -m autograder grade``, ``python -m autograder autograde`` (a class) and plain ``nbgrader autograde`` (through
+the course's ``nbgrader_config.py``) all call :meth:`Engine.grade`, so a notebook gets the same points per test
+cell from each. Grading one submission:
+
+1. **Inspected, never trusted** (:mod:`autograder.submission`, in this process): invalid or missing files and
+   tampered test cells are found without running anything, and the *program* is derived: the student's notebook as
+   they wrote it, minus the given experiments and the test cells.
+2. **Graded in the sandbox** (:mod:`autograder.sandbox`, :mod:`autograder.worker`): each unit in its own process,
+   which runs the student's program, the unit's visible test cell at its place, and the unit's graders.
+3. **Scored here**: a visible test cell earns its points when the instructor's code of that cell passed in the
+   student's program; a hidden one when every check of the unit's graders passed. A unit whose process was
+   tampered with, ran out of time or memory, or crashed scores zero and says why.
+
+The worker processes (*slots*) are started once and grade one submission after another: each submission still
+gets fresh processes (forked from the slot's warm state) and a clean scratch space, and nothing it does reaches the
+next one. A class is spread over ``workers`` slots; a single notebook uses one.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import json
+import os
+import queue
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from autograder import submission
+from autograder.course import Assignment, cells_by_grade_id, source_of
+from autograder.sandbox import Confined, Limits, Sandbox, probe
+from autograder.worker import frame
+
+SEVERITY = ("tampered", "memory", "timeout", "crashed", "ok")  # a status: the first that applies
+STARTUP_SECONDS = 300   # time a slot may take to start (imports) before it counts as broken
+CELL_SECONDS = 60       # time one cell of a student's program may take while grading (at most)
+MARGIN = 30             # seconds the engine waits beyond a submission's limit for its slot to answer
+
+
+@dataclass
+class Settings:
+    limits: Limits
+    workers: int = 1         # submissions graded at once (one slot each)
+    sandbox: bool = True     # use bubblewrap where it works
+    cores: int = 0           # CPU cores to share among the slots (0: all)
+
+
+def preload_modules(nb: dict) -> list[str]:
+    """The top-level modules the notebook's setup cells import: a slot imports them once for every submission."""
+    found = []
+    for cell in nb["cells"]:
+        if "setup" not in cell.get("metadata", {}).get("tags", []):
+            continue
+        with contextlib.suppress(SyntaxError):
+            for node in ast.walk(ast.parse(source_of(cell))):
+                if isinstance(node, ast.Import):
+                    found += [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    found.append(node.module)
+    return list(dict.fromkeys(found))
+
+
+class Slot:
+    """One warm worker process in the sandbox, grading one submission at a time."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.process: Confined | None = None
+        self.startup_seconds: float | None = None
+        self._starting: threading.Thread | None = None
+        self._start_error: BaseException | None = None
+
+    def start_soon(self) -> None:
+        """Start the worker in the background (its imports take seconds; the caller goes on meanwhile)."""
+        def start():
+            try:
+                self._start()
+            except BaseException as err:  # noqa: BLE001 - reported when the slot is used
+                self._start_error = err
+
+        self._starting = threading.Thread(target=start, daemon=True)
+        self._starting.start()
+
+    def _ready(self) -> None:
+        if self._starting is not None:
+            self._starting.join()
+            self._starting = None
+            if self._start_error is not None:
+                error, self._start_error = self._start_error, None
+                raise RuntimeError(str(error))
+        if self.process is None or not self.process.alive():
+            self._start()
+
+    def _start(self) -> None:
+        engine = self.engine
+        env = {"PATH": os.defpath, "PYTHONPATH": str(engine.assignment.root), "PYTHONDONTWRITEBYTECODE": "1",
+               "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "OMP_NUM_THREADS": str(engine.threads), "MPLBACKEND": "Agg",
+               "HOME": "/tmp" if engine.sandbox.isolation.bubblewrap else os.environ.get("HOME", "/tmp"),
+               "LC_ALL": "C.UTF-8"}
+        memory = engine.limits.memory_mb * engine.parallel + 1536  # the units at once, and the worker itself
+        self.process = engine.sandbox.start([sys.executable, "-m", "autograder.worker"], env=env, memory_mb=memory)
+        init = {**engine.init, **engine.sandbox.cgroup_files(self.process)}
+        started = time.monotonic()
+        if not self.process.write(frame(init)):
+            raise RuntimeError(self._died("could not start"))
+        while True:
+            event = self._next(started + STARTUP_SECONDS)
+            if event is None:
+                raise RuntimeError(self._died("did not start"))
+            if event.get("event") == "ready":
+                self.startup_seconds = round(time.monotonic() - started, 2)
+                return
+
+    def _died(self, what: str) -> str:
+        tail = bytes(self.process.stderr).decode(errors="replace")[-1500:] if self.process else ""
+        self.close()
+        return f"the grading process {what}: {tail.strip() or 'no message'}"
+
+    def _next(self, deadline: float) -> dict | None:
+        """The next event of the worker (None: it ended, or the deadline passed)."""
+        while True:
+            try:
+                line = self.process.next_line(deadline - time.monotonic())
+            except queue.Empty:
+                return None
+            if line is None:
+                return None
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                if isinstance(event, dict):
+                    return event
+
+    def run(self, program: list[dict]) -> tuple[dict, dict]:
+        """Grade one submission's program; returns the worker's event per unit and facts about the run."""
+        self._ready()
+        engine = self.engine
+        limits = engine.limits
+        job = {"program": program, "units": list(engine.assignment.units), "timeout": limits.timeout,
+               "cell_seconds": min(CELL_SECONDS, limits.timeout / (2 * len(engine.assignment.units))),
+               "parallel": engine.parallel, "threads": 1, "memory_mb": limits.memory_mb}
+        started = time.monotonic()
+        deadline = started + limits.timeout + MARGIN
+        events, problems, done = {}, [], False
+        self.process.write(frame(job))
+        while not done:
+            event = self._next(deadline)
+            if event is None:
+                break
+            kind = event.get("event")
+            if kind == "frame" and event.get("unit") in engine.frames:
+                self.process.write(engine.frames[event["unit"]])
+            elif kind == "unit" and event.get("unit") in engine.assignment.units:
+                events[event["unit"]] = event
+            elif kind == "job-done":
+                problems, done = event.get("problems", []), True
+        facts = {"finished": done, "timed_out": not done and time.monotonic() >= deadline,
+                 "seconds": round(time.monotonic() - started, 2), "problems": problems}
+        if not done:  # the worker died or hung: start a fresh one for the next submission
+            facts["stderr"] = bytes(self.process.stderr).decode(errors="replace")[-2000:]
+            facts["out_of_memory"] = self.process.out_of_memory()
+            self.close()
+        return events, facts
+
+    def close(self) -> None:
+        if self._starting is not None and self._starting is not threading.current_thread():
+            self._starting.join()  # a worker still starting is stopped once it is there
+        if self.process is not None:
+            self.process.close()
+            self.process = None
+
+
+class Engine:
+    """Grades submissions of one assignment (thread-safe: up to ``workers`` at once)."""
+
+    def __init__(self, assignment: Assignment, settings: Settings | None = None, hide: list[Path] = ()):
+        self.assignment = assignment
+        self.settings = settings or Settings(Limits())
+        self.limits = self.settings.limits
+        assignment.grader_check()
+        cores = self.settings.cores or os.cpu_count() or 1
+        self.workers = max(1, self.settings.workers)
+        self.parallel = max(1, cores // self.workers)  # units of one submission graded at once
+        self.threads = 1
+        self.sandbox = Sandbox(hide=[*assignment.private_files(), *hide], limits=self.limits,
+                               isolation=probe(self.settings.sandbox))
+        self.init = {"assignment": assignment.id, "graders": str(assignment.graders_dir),
+                     "units": assignment.units, "env": assignment.environment(), "root": str(assignment.root),
+                     "preload": preload_modules(assignment.solution), "protected": [str(p) for p in self.sandbox.hide],
+                     "pid_namespace": bool(self.sandbox.isolation.bubblewrap),
+                     "private_tmp": bool(self.sandbox.isolation.bubblewrap)}
+        values = assignment.values
+        self.frames = {unit: frame({"unit": unit, "reference": assignment.reference_notebook(unit),
+                                    "values": values.get(unit, {})}) for unit in assignment.units}
+        self._idle: queue.Queue = queue.Queue()
+        self._slots = [Slot(self) for _ in range(self.workers)]
+        for slot in self._slots:
+            slot.start_soon()
+            self._idle.put(slot)
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.sandbox.warnings
+
+    def grade(self, raw: bytes | None, name: str | None = None) -> dict:
+        """Grade one submitted notebook (its bytes; None: nothing submitted); returns the verdict."""
+        started = time.monotonic()
+        found = submission.inspect(raw, self.assignment, name)
+        events, facts = {}, {}
+        if not found.status:
+            slot = self._idle.get()
+            try:
+                events, facts = slot.run(found.program)
+            except RuntimeError as err:  # the worker could not start: every unit is reported, none is graded
+                facts = {"finished": False, "startup_error": str(err), "problems": []}
+            finally:
+                self._idle.put(slot)
+        verdict = score(self.assignment, found, events, facts)
+        verdict["seconds"] = round(time.monotonic() - started, 2)
+        return verdict
+
+    def close(self) -> None:
+        for slot in self._slots:
+            slot.close()
+
+
+# -------------------------------------------------------------------------------------------------------- scoring
+def _owned(entries: list, unit: str) -> list[str]:
+    """Texts of [owner, text] entries that concern ``unit`` (its own, or no unit's, since every unit ran that)."""
+    return [text for owner, text in entries if owner in (unit, None)]
+
+
+def _unit_status(unit: str, event: dict | None, problem: dict | None, facts: dict) -> tuple[str, str]:
+    """The status of one unit and, when it is not ok, what the student is told."""
+    tampered = _owned((event or {}).get("tampered", []), unit)
+    if tampered:
+        return "tampered", "not scored: " + "; ".join(tampered)
+    if problem is not None:
+        return problem["kind"], problem["message"]
+    if facts.get("startup_error"):
+        return "crashed", "not graded: the grading process could not start; your instructor has the details"
+    if event is None or event.get("abandoned"):
+        if facts.get("timed_out") or (event or {}).get("abandoned"):
+            return "timeout", "not graded: the submission used up its time limit before this part"
+        if facts.get("out_of_memory"):
+            return "memory", "not graded: the submission ran out of memory before this part"
+        return "crashed", "not graded: the grading process was ended before this part (did your code end it?)"
+    if event.get("internal_error"):
+        return "crashed", "the grader failed on this part; your instructor has the details"
+    forked = any("os.fork" in text for text in _owned(event.get("notices", []), unit))
+    if event.get("too_many_processes") and forked:
+        return "crashed", "your code for this part started too many processes (the limit stopped it)"
+    if event.get("killed") == "time":
+        return "timeout", f"your code for this part did not finish within {event.get('limit', 0):.0f} s"
+    if "results" not in event:
+        if event.get("out_of_memory"):
+            return "memory", "your code for this part used more memory than allowed and was stopped"
+        return "crashed", f"your code ended the grading of this part (exit code {event.get('exit_code')}); " \
+                          "no check could be scored"
+    if event.get("memory_error"):
+        return "memory", "your code for this part ran out of memory (MemoryError)"
+    return "ok", ""
+
+
+def _add(target: list, texts) -> None:
+    for text in texts:
+        if text not in target:
+            target.append(text)
+
+
+def score(assignment: Assignment, found: submission.Submission, events: dict, facts: dict) -> dict:
+    """The verdict: status, points per test cell, per-unit checks and what the student should read."""
+    result = {"assignment": assignment.id, "sha256": found.sha256, "grader": assignment.fingerprint,
+              "problems": list(found.problems), "tampering": list(found.tampering), "notices": [],
+              "cells": found.cells, "answers": found.answers, "units": {}, "tests": {}}
+    problems = {p["pos"]: p for p in facts.get("problems", [])}
+    by_unit = {p["unit"]: p for p in problems.values() if p.get("unit")}
+    _add(result["notices"], [p["message"] for p in problems.values() if not p.get("unit")])
+    cell_errors = {}
+    for event in events.values():
+        for error in event.get("cell_errors", []):
+            cell_errors.setdefault(error["pos"], error)
+    _add(result["notices"], [f"{e['label']} raised {e['message'].removeprefix('your code raised ')} (the rest of "
+                             "the notebook ran on, as in a kernel)" for e in cell_errors.values() if not e["unit"]])
+    statuses = []
+    for unit, part in assignment.units.items():
+        event = events.get(unit)
+        if found.status:
+            status, why, checks = found.status, "; ".join(found.problems), []
+        else:
+            status, why = _unit_status(unit, event, by_unit.get(unit), facts)
+            checks = (event or {}).get("results", []) if status in ("ok", "tampered") else []
+            _add(result["tampering"], _owned((event or {}).get("tampered", []), unit))
+            _add(result["notices"], [text for _, text in (event or {}).get("notices", [])])
+            if event and event.get("internal_error"):
+                result.setdefault("internal_errors", {})[unit] = event["internal_error"]
+        statuses.append(status)
+        errors = [e["message"] for e in cell_errors.values() if e["unit"] == unit]
+        result["units"][unit] = {"part": part, "status": status, "message": why, "checks": checks,
+                                 "cell_error": errors[0] if errors else "", "seconds": (event or {}).get("seconds"),
+                                 "visible": (event or {}).get("visible", {})}
+    for grade_id, test in assignment.tests.items():
+        info = result["units"][test.unit]
+        if test.kind == "visible":
+            verdict = info["visible"].get(grade_id)
+            passed = bool(verdict and verdict["passed"]) and info["status"] != "tampered" and not found.status
+            message = "" if passed else (info["message"] if info["status"] != "ok" or not verdict else
+                                         verdict["message"])
+            message = message or "the visible test did not run"
+        else:
+            checks = info["checks"]
+            passed = info["status"] == "ok" and bool(checks) and all(c["passed"] for c in checks)
+            failed = [c for c in checks if not c["passed"]]
+            message = "" if passed else (info["message"] or "\n".join(f"{c['name']}: {c['message']}" for c in failed)
+                                         or "no check ran")
+        result["tests"][grade_id] = {"unit": test.unit, "kind": test.kind, "points": test.points if passed else 0.0,
+                                     "max_points": test.points, "passed": passed, "message": message}
+    if found.status:
+        result["status"] = found.status
+    elif result["tampering"]:
+        result["status"] = "tampered"
+    else:
+        result["status"] = next(s for s in SEVERITY if s in statuses or s == "ok")
+    result["score"] = sum(t["points"] for t in result["tests"].values())
+    result["max_score"] = assignment.max_score
+    result["manual_max"] = sum(assignment.manual.values())
+    result["run"] = {k: v for k, v in facts.items() if k not in ("stderr", "problems")}
+    if facts.get("stderr") and (not facts.get("finished") or result.get("internal_errors")):
+        result["run"]["stderr"] = facts["stderr"]
+    return result
+
+
+def staged_notebook(assignment: Assignment, result: dict) -> dict:
+    """The released notebook with the student's own solution cells and answers (what the gradebook records)."""
+    import copy
+
+    nb = copy.deepcopy(assignment.release)
+    sources = {**{u: c for u, c in result.get("cells", {}).items() if c is not None}, **result.get("answers", {})}
+    for grade_id, cell in cells_by_grade_id(nb).items():
+        if grade_id in sources:
+            cell["source"] = sources[grade_id]
+    return nb
