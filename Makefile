@@ -4,7 +4,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help venv sandbox demo test test-fast lint data-full release reference grade autograde benchmark benchmark-class clean
+.PHONY: help venv sandbox demo test test-fast lint data-full release reference grade autograde kit benchmark benchmark-class clean
+ASSIGNMENT ?= 01_dino
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,8 +23,8 @@ sandbox:  ## install bubblewrap, the sandbox of class grading (apt-get; needs ro
 	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq bubblewrap; } >/dev/null 2>&1 || \
 	  echo "WARNING: could not install bubblewrap; class grading will use resource limits only (see autograder/README.md)"; }
 
-demo: $(STAMP) sandbox  ## the main job: run the solution notebook end to end (quick mode on the sample), save figures, summarise
-	$(PY) -m dinocourse.demo
+demo: $(STAMP) sandbox  ## the main job: every solution notebook end to end (quick budget), then autograde example submissions
+	$(PY) -m autograder.demo --env DINO_MODE=$(or $(DINO_MODE),quick)
 
 test: $(STAMP) sandbox  ## the whole test suite, slow end-to-end tests included (what CI runs)
 	$(PY) -m pytest
@@ -37,23 +38,26 @@ lint: $(STAMP)  ## ruff on the code and on the notebooks
 data-full: $(STAMP)  ## download full PathMNIST (~200 MB, needs internet) into data/
 	$(PY) -m dinocourse.data --root data --download
 
-release: $(STAMP)  ## regenerate the student notebook assignments/01_dino/dino.ipynb from solutions/ (nbgrader)
+release: $(STAMP)  ## regenerate every student notebook in assignments/ from solutions/ (nbgrader)
 	$(PY) -m autograder release
 
-reference: $(STAMP)  ## regenerate autograder/reference_values.json from the solution notebook
+reference: $(STAMP)  ## regenerate every assignment's reference values from its solution notebook
 	$(PY) -m autograder reference
 
-grade: $(STAMP)  ## grade one notebook as nbgrader autograde would: make grade NOTEBOOK=path/to/dino.ipynb
+grade: $(STAMP) sandbox  ## grade notebooks with the engine: make grade NOTEBOOK=path/to/dino.ipynb [JSON=out.json]
 	$(PY) -m autograder grade $(NOTEBOOK) $(if $(JSON),--json $(JSON))
 
-autograde: $(STAMP) sandbox  ## grade a class: make autograde [COURSE=dir] [WORKERS=n] (submitted/<student>/01_dino/dino.ipynb)
-	$(PY) -m autograder autograde 01_dino --course $(or $(COURSE),.) $(if $(WORKERS),--workers $(WORKERS))
+autograde: $(STAMP) sandbox  ## grade a class: make autograde [ASSIGNMENT=01_dino] [COURSE=dir] [WORKERS=n]
+	$(PY) -m autograder autograde $(ASSIGNMENT) --course $(or $(COURSE),.) $(if $(WORKERS),--workers $(WORKERS))
 
-benchmark: $(STAMP)  ## seconds to grade one submission (median of 5, solution and stubs)
-	$(PY) -m autograder.benchmark
+kit: $(STAMP)  ## the student download of an assignment: make kit [ASSIGNMENT=01_dino] -> build/kit/*.zip
+	$(PY) -m autograder kit $(ASSIGNMENT)
+
+benchmark: $(STAMP) sandbox  ## seconds to grade one submission from a cold start (median of 5, correct and untouched)
+	$(PY) -m autograder.benchmark $(ASSIGNMENT)
 
 benchmark-class: $(STAMP) sandbox  ## seconds per submission grading 20 generated submissions with 1 and 2 workers
-	$(PY) -m autograder.classbench
+	$(PY) -m autograder.classbench $(ASSIGNMENT)
 
 clean:  ## remove outputs of the demo and of notebook runs (keeps .venv and data)
-	rm -rf build results solutions/01_dino/results assignments/01_dino/results
+	rm -rf build results solutions/*/results assignments/*/results

@@ -114,7 +114,7 @@ def grade_student(engine, course: Course, student: str) -> tuple[dict, bytes | N
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autograder autograde", description=__doc__.split("\n\n")[0])
-    parser.add_argument("assignment", help="the assignment to grade, e.g. 01_dino")
+    parser.add_argument("assignment", help="the assignment to grade (its folder name in solutions/)")
     parser.add_argument("--course", type=Path, default=Path.cwd(), help="the nbgrader course directory (default: .)")
     parser.add_argument("--root", type=Path, default=None,
                         help="the course's folder with solutions/ and autograder/graders/ (default: --course if it "

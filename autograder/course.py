@@ -1,6 +1,6 @@
 """The course and its assignments, as the grading framework sees them.
 
-An assignment is one folder in each of three places, all named by the assignment id (``01_dino``)::
+An assignment is one folder in each of three places, all named by the assignment id::
 
     solutions/<id>/<name>.ipynb       the instructor's notebook: reference solution, visible and hidden tests
     assignments/<id>/<name>.ipynb     the student notebook, generated from it (python -m autograder release)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autograder import submission
-from autograder.course import Assignment, cells_by_grade_id, source_of
+from autograder.course import COURSE_ROOT, Assignment, cells_by_grade_id, source_of
 from autograder.sandbox import Confined, Limits, Sandbox, probe
 from autograder.worker import frame
 
@@ -98,7 +98,8 @@ class Slot:
 
     def _start(self) -> None:
         engine = self.engine
-        env = {"PATH": os.defpath, "PYTHONPATH": str(engine.assignment.root), "PYTHONDONTWRITEBYTECODE": "1",
+        path = os.pathsep.join(dict.fromkeys([str(engine.assignment.root), str(COURSE_ROOT)]))
+        env = {"PATH": os.defpath, "PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1",
                "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "OMP_NUM_THREADS": str(engine.threads), "MPLBACKEND": "Agg",
                "HOME": "/tmp" if engine.sandbox.isolation.bubblewrap else os.environ.get("HOME", "/tmp"),
                "LC_ALL": "C.UTF-8"}
@@ -187,7 +188,7 @@ class Engine:
         self.parallel = max(1, cores // self.workers)  # units of one submission graded at once
         self.threads = 1
         self.sandbox = Sandbox(hide=[*assignment.private_files(), *hide], limits=self.limits,
-                               isolation=probe(self.settings.sandbox))
+                               isolation=probe(self.settings.sandbox), keep=[assignment.root])
         self.init = {"assignment": assignment.id, "graders": str(assignment.graders_dir),
                      "units": assignment.units, "env": assignment.environment(), "root": str(assignment.root),
                      "preload": preload_modules(assignment.solution), "protected": [str(p) for p in self.sandbox.hide],
@@ -305,6 +306,9 @@ def score(assignment: Assignment, found: submission.Submission, events: dict, fa
                                  "visible": (event or {}).get("visible", {})}
     for grade_id, test in assignment.tests.items():
         info = result["units"][test.unit]
+        error = info["cell_error"]
+        own_error = ("your cell raised " + error.removeprefix("your code raised ") if error.startswith("your code")
+                     else f"running your cell: {error}") + "\n" if error else ""
         if test.kind == "visible":
             verdict = info["visible"].get(grade_id)
             passed = bool(verdict and verdict["passed"]) and info["status"] != "tampered" and not found.status
@@ -317,6 +321,7 @@ def score(assignment: Assignment, found: submission.Submission, events: dict, fa
             failed = [c for c in checks if not c["passed"]]
             message = "" if passed else (info["message"] or "\n".join(f"{c['name']}: {c['message']}" for c in failed)
                                          or "no check ran")
+        message = "" if passed else own_error + message
         result["tests"][grade_id] = {"unit": test.unit, "kind": test.kind, "points": test.points if passed else 0.0,
                                      "max_points": test.points, "passed": passed, "message": message}
     if found.status:

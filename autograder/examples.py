@@ -28,6 +28,7 @@ class Example:
     status: str              # the status grading must give
     honest: frozenset        # units that earn what the correct notebook earns for them; the others earn nothing
     what: str
+    hostile: bool = False    # attacks the grader or the machine (no plain kernel could run it to the end)
 
     def write(self, assignment: Assignment, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

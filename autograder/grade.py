@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from autograder.course import Assignment, CourseError, assignment_ids, find_assignment
+from autograder.course import COURSE_ROOT, Assignment, CourseError, assignment_ids, find_assignment
 from autograder.sandbox import Limits
 
 KEYS = ("notebook", "assignment", "status", "score", "max_score", "tests")
@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=300, help="seconds for one submission (default: 300)")
     parser.add_argument("--memory", type=int, default=4096, help="MB of memory for one unit (default: 4096)")
     parser.add_argument("--no-sandbox", action="store_true", help="do not use bubblewrap (resource limits only)")
+    parser.add_argument("--root", type=Path, default=COURSE_ROOT, help="the course's folder (default: this one)")
     args = parser.parse_args(argv)
     from autograder.engine import Engine, Settings
 
@@ -61,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot grade: no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
     try:
-        assignment = Assignment.load(args.assignment or _guess(args.notebooks[0]))
+        root = args.root.resolve()
+        assignment = Assignment.load(args.assignment or _guess(args.notebooks[0], root), root)
         engine = Engine(assignment, Settings(Limits(timeout=args.timeout, memory_mb=args.memory),
                                              sandbox=not args.no_sandbox))
     except CourseError as err:
@@ -88,10 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _guess(path: Path) -> str:
-    """The assignment of a notebook: the folder it lies in (``.../01_dino/dino.ipynb``), else the one whose graded
+def _guess(path: Path, root: Path) -> str:
+    """The assignment of a notebook: the folder it lies in (``.../<id>/<notebook>``), else the one whose graded
     cells it has, else the course's only assignment."""
-    known = assignment_ids()
+    known = assignment_ids(root)
     if path.resolve().parent.name in known:
         return path.resolve().parent.name
     try:
@@ -99,7 +101,7 @@ def _guess(path: Path) -> str:
     except (ValueError, UnicodeDecodeError):
         data = {}
     try:
-        return find_assignment(data if isinstance(data, dict) else {}).id
+        return find_assignment(data if isinstance(data, dict) else {}, root).id
     except CourseError:
         if len(known) == 1:
             return known[0]

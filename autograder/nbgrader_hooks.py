@@ -65,13 +65,14 @@ class NameStubs(NbGraderPreprocessor):
 
 # ---------------------------------------------------------------------------------------------------- autograde
 class DropCopiedCells(NbGraderPreprocessor):
-    """A graded cell that appears twice keeps its nbgrader metadata only in its first copy."""
+    """A graded cell that appears twice keeps its nbgrader metadata only in its first copy, and nbgrader metadata
+    without a grade_id is dropped (nbgrader itself fails on either)."""
 
     def preprocess(self, nb, resources):
         seen = set()
         for cell in nb.cells:
             grade_id = nbgrader_meta(cell).get("grade_id")
-            if grade_id in seen:
+            if "nbgrader" in cell.get("metadata", {}) and (not grade_id or grade_id in seen):
                 del cell.metadata["nbgrader"]
             elif grade_id:
                 seen.add(grade_id)
@@ -160,7 +161,7 @@ def configure(c, verdicts: type[ApplyVerdicts] = GradeWithEngine) -> None:
     steps.insert(steps.index(ClearSolutions) + 1, NameStubs)
     c.GenerateAssignment.preprocessors = steps
     c.OverwriteCells.add_missing_cells = True  # a deleted test cell is put back (the engine graded it anyway)
-    c.Autograde.sanitize_preprocessors = [ClearOutput, DeduplicateIds, DropCopiedCells, OverwriteKernelspec,
+    c.Autograde.sanitize_preprocessors = [ClearOutput, DropCopiedCells, DeduplicateIds, OverwriteKernelspec,
                                           OverwriteCells, CheckCellMetadata]
     c.Autograde.autograde_preprocessors = [verdicts, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
                                            SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]

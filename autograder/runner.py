@@ -82,10 +82,16 @@ def register_source(filename: str, source: str) -> None:
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
 
 
+TEST_CELL = "<the visible test"  # how the engine names a visible test cell it runs
+
+
 def _origin(filename: str, lineno: int) -> str:
-    """'student', 'given' (the notebook's given code or the reference's) or 'library' (anything installed, ours)."""
+    """'student', 'given' (the notebook's given code or the reference's), 'test' (a visible test cell's code) or
+    'library' (anything installed, and the grader's own code)."""
     if filename.startswith("<reference"):
         return "given"
+    if filename.startswith(TEST_CELL):
+        return "test"
     if (filename.startswith(("<frozen", FRAMEWORK)) or "site-packages" in filename or "dist-packages" in filename
             or filename.startswith(str(COURSE_ROOT / "dinocourse")) or not linecache.getlines(filename)):
         return "library"
@@ -116,6 +122,9 @@ def describe_exception(err: BaseException, tb) -> str:
     frames = [f for f in reversed(traceback.extract_tb(tb))
               if f.filename and _origin(f.filename, f.lineno) != "library"]
     text = exception_text(err)
+    if frames and _origin(frames[0].filename, frames[0].lineno) == "test":
+        return text  # the test's own assertion, or a name the test needs that is missing
+    frames = [f for f in frames if _origin(f.filename, f.lineno) != "test"]
     if not frames or _origin(frames[0].filename, frames[0].lineno) == "student":
         return f"your code raised {text}" + (f" ({_where(frames[0])})" if frames else "")
     caller = next((f for f in frames if _origin(f.filename, f.lineno) == "student"), None)
@@ -141,8 +150,8 @@ _PACKAGES: dict[Path, str] = {}
 def graders_package(folder: Path) -> str:
     """Import an assignment's graders folder as a package of its own (its modules import each other relatively).
 
-    The folder is named by the assignment id (``01_dino``), which is not a Python name, and it may lie in any
-    course (a test builds one in a temporary folder), so it is loaded by path under a name of its own.
+    The folder is named by the assignment id, which need not be a Python name (it may start with digits), and it
+    may lie in any course (a test builds one in a temporary folder), so it is loaded by path under a name of its own.
     """
     folder = Path(folder).resolve()
     if folder not in _PACKAGES:

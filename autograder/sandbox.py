@@ -338,8 +338,9 @@ class Confined:
 class Sandbox:
     """Starts commands under the isolation of this machine (see the module's docstring)."""
 
-    def __init__(self, hide: list[Path], limits: Limits, isolation: Isolation | None = None):
+    def __init__(self, hide: list[Path], limits: Limits, isolation: Isolation | None = None, keep: list[Path] = ()):
         self.hide = [Path(p).resolve() for p in hide]
+        self.keep = [Path(p).resolve() for p in keep]  # folders the code needs even below /tmp or the home
         self.limits = limits
         self.isolation = isolation or probe()
 
@@ -356,7 +357,7 @@ class Sandbox:
             argv += ["--tmpfs", str(home)]
             covered.append(home)
         # what the code runs from comes back (read-only) where /tmp or the home directory covered it
-        kept = [k for k in sorted({Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), REPO})
+        kept = [k for k in sorted({Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), REPO, *self.keep})
                 if any(k.is_relative_to(c) for c in covered)]
         for keep in kept:
             argv += ["--ro-bind", str(keep), str(keep)]
@@ -406,12 +407,12 @@ class Sandbox:
                 break
             too_many = too_many or process.too_many_processes()
             time.sleep(0.05)
-        too_many = too_many or process.too_many_processes()
+        process.kill()
+        too_many, oom = too_many or process.too_many_processes(), process.out_of_memory()
         process.close()
         return Outcome(returncode=process.popen.returncode, elapsed=time.monotonic() - process.started,
                        stdout=bytes(process.stdout), stderr_tail=bytes(process.stderr), timed_out=timed_out,
-                       out_of_memory=process.out_of_memory(), too_many_processes=too_many,
-                       stdout_truncated=process.truncated)
+                       out_of_memory=oom, too_many_processes=too_many, stdout_truncated=process.truncated)
 
     def cgroup_files(self, process: Confined) -> dict:
         """Where a process in the sandbox reads its own counters (memory kills, refused forks)."""

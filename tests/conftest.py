@@ -1,16 +1,69 @@
-"""Shared fixtures: the solution notebook's own definitions, loaded once, in the tiny budget."""
+"""Shared fixtures: Assignment 1's solution notebook's own definitions, loaded once, in the tiny budget."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from dinocourse.notebook import SOLUTION_NOTEBOOK, load_definitions
+from autograder.course import Assignment
+from autograder.notebook import load_definitions
 
 
 @pytest.fixture(scope="session")
-def nb(tmp_path_factory):
+def dino():
+    return Assignment.load("01_dino")
+
+
+@pytest.fixture(scope="session")
+def nb(tmp_path_factory, dino):
     """The classes and functions of the solution notebook (its `setup` and `api` cells), as a module."""
     results = tmp_path_factory.mktemp("results")
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    return load_definitions(SOLUTION_NOTEBOOK, env={"DINO_MODE": "tiny", "DINO_RESULTS": str(results)})
+    return load_definitions(dino.solution_path, env={"DINO_MODE": "tiny", "DINO_RESULTS": str(results)})
+
+
+# ---- the corpus graded through every path (once per session; used by the slow grading tests) ----------------------
+@pytest.fixture(scope="session")
+def corpus(dino):
+    from corpus import entries
+
+    return entries(dino)
+
+
+@pytest.fixture(scope="session")
+def corpus_files(dino, corpus, tmp_path_factory):
+    from corpus import write
+
+    course = tmp_path_factory.mktemp("corpus")
+    return course, write(dino, course, corpus)
+
+
+@pytest.fixture(scope="session")
+def graded_class(dino, corpus_files, tmp_path_factory):
+    """Verdicts of ``python -m autograder autograde`` over the corpus, plus a student folder without a notebook."""
+    import shutil
+
+    from corpus import grade_class
+
+    course = tmp_path_factory.mktemp("class")
+    shutil.copytree(corpus_files[0] / "submitted", course / "submitted")
+    (course / "submitted" / "absent" / dino.id).mkdir(parents=True)
+    return course, grade_class(dino, course)
+
+
+@pytest.fixture(scope="session")
+def graded_cli(dino, corpus_files, tmp_path_factory):
+    from corpus import grade_cli
+
+    return grade_cli(dino, corpus_files[1], tmp_path_factory.mktemp("cli") / "grades.json")
+
+
+@pytest.fixture(scope="session")
+def graded_nbgrader(dino, corpus_files, tmp_path_factory):
+    import shutil
+
+    from corpus import grade_nbgrader
+
+    course = tmp_path_factory.mktemp("nbgrader")
+    shutil.copytree(corpus_files[0] / "submitted", course / "submitted")
+    return grade_nbgrader(dino, course)

@@ -1,184 +1,46 @@
-"""The graders are proven: classic student bugs are caught by their own unit's graders and cost no other unit
-anything, and correct implementations written differently get full marks.
-
-Each case rewrites the solution notebook (every old text must occur exactly once, so a case cannot silently stop
-applying when the solution changes), loads all its definitions into one namespace, as a kernel would hold them,
-and runs the graders of every unit on it with :func:`autograder.runner.grade_unit`, the function a hidden test cell
-calls: the other units are replaced by the reference while one unit is graded.
-"""
+"""The graders are proven: every planted bug (an assignment's ``mutants.py``) is caught by its own unit and costs no
+other unit a point, and every correct alternative gets full marks, graded by the engine as a class would be (the
+same runs are compared with the other grading paths in test_paths.py)."""
 
 from __future__ import annotations
 
-import nbformat
 import pytest
+from corpus import unit_points
 
-from autograder.runner import grade_unit
-from autograder.units import UNITS
-from dinocourse.notebook import SOLUTION_NOTEBOOK, load_definitions
-
-# name: (unit, old text, new text[, old text, new text ...])
-MUTANTS = {
-    # Part I
-    "weight-norm length trainable": ("dino_head", "        length.requires_grad = False\n", ""),
-    "no L2 normalisation": ("dino_head", "x = F.normalize(self.mlp(x), dim=-1)", "x = self.mlp(x)"),
-    "last layer with a bias": ("dino_head", "nn.Linear(bottleneck_dim, out_dim, bias=False)",
-                               "nn.Linear(bottleneck_dim, out_dim)"),
-    "ReLU instead of GELU": ("dino_head", "layers = [nn.Linear(in_dim, hidden_dim), nn.GELU()]",
-                             "layers = [nn.Linear(in_dim, hidden_dim), nn.ReLU()]"),
-    "one hidden layer too many": ("dino_head", "for _ in range(nlayers - 2):", "for _ in range(nlayers - 1):"),
-    # Part II
-    "same-view pairs not skipped": ("dino_loss", "                if s_idx == t_idx:\n                    continue",
-                                    "                pass"),
-    "centre updated before the loss": (
-        "dino_loss", "        teacher_probs = F.softmax(",
-        "        self._update_center(teacher_output)\n        teacher_probs = F.softmax("),
-    "no centering": ("dino_loss", "(teacher_output - self.center) / teacher_temp", "teacher_output / teacher_temp"),
-    "centre fed by the student": ("dino_loss", "        self._update_center(teacher_output)\n        return",
-                                  "        self._update_center(student_output)\n        return"),
-    "image-major views": (
-        "dino_loss",
-        "student_views = (student_output / self.student_temp).chunk(self.num_global + self.num_local)",
-        "student_views = (student_output / self.student_temp).view(-1, self.num_global + self.num_local, "
-        "student_output.shape[-1]).unbind(1)"),
-    "teacher output not detached": ("dino_loss", "teacher_temp, dim=-1).detach()", "teacher_temp, dim=-1)"),
-    "centre as a parameter": ("dino_loss", 'self.register_buffer("center", torch.zeros(1, out_dim))',
-                              "self.center = nn.Parameter(torch.zeros(1, out_dim), requires_grad=False)"),
-    # Part III
-    "the two global views identical": ("local_global_dataset", "        views = [self.global1(img), self.global2(img)]",
-                                       "        views = [self.global1(img)] * 2"),
-    "local views not normalised": ("local_global_dataset",
-                                   "transforms.RandomResizedCrop(28, scale=(0.2, 0.8)), self.NORMALIZE])",
-                                   "transforms.RandomResizedCrop(28, scale=(0.2, 0.8))])"),
-    "local views not cropped": ("local_global_dataset", "transforms.RandomResizedCrop(28, scale=(0.2, 0.8))",
-                                "transforms.RandomResizedCrop(28, scale=(1.0, 1.0))"),
-    "no solarization": ("local_global_dataset", "transforms.RandomSolarize(threshold=0.5, p=0.2), ", ""),
-    "global 1 not blurred": ("local_global_dataset", "self.global1 = transforms.Compose([*color_and_flips, "
-                             "gaussian_blur, self.NORMALIZE])",
-                             "self.global1 = transforms.Compose([*color_and_flips, self.NORMALIZE])"),
-    # Part IV: schedules
-    "learning rate without warm-up": ("schedules", "lr_schedule = CosineSchedule(5e-4, 2e-4, warmup_pct=0.1)",
-                                      "lr_schedule = CosineSchedule(5e-4, 2e-4)"),
-    "temperature decays instead of warming up": (
-        "schedules", "teacher_temp_schedule = CosineSchedule(0.07, 0.07, warmup_pct=0.1, start_warmup_value=0.04)",
-        "teacher_temp_schedule = CosineSchedule(0.04, 0.07)"),
-    "weight decay from 0.04 to 0.02": ("schedules", "wd_schedule = CosineSchedule(0.02, 0.04)",
-                                       "wd_schedule = CosineSchedule(0.04, 0.02)"),
-    # Part IV: trainer
-    "teacher gets all views": (
-        "dino_trainer", "teacher_output = self.teacher(views[: self.num_global * batch.shape[1]])",
-        "teacher_output = self.teacher(views)[: self.num_global * batch.shape[1]]"),
-    "teacher momentum not scheduled": (
-        "dino_trainer", "        self.teacher.momentum = float(self.teacher_ema_schedule(self.steps))\n", ""),
-    "EMA direction reversed": ("dino_trainer", "self.teacher.momentum = float(self.teacher_ema_schedule(self.steps))",
-                               "self.teacher.momentum = 1 - float(self.teacher_ema_schedule(self.steps))"),
-    "weight-decay schedule never applied": (
-        "dino_trainer", '            group["weight_decay"] = float(self.wd_schedule(self.steps))\n', ""),
-    "schedules indexed by epoch": ("dino_trainer", 'group["lr"] = float(self.lr_schedule(self.steps))',
-                                   'group["lr"] = float(self.lr_schedule(self.epoch))'),
-    "optimizer also over the teacher": (
-        "dino_trainer", "self.optim = torch.optim.AdamW([p for p in self.student.parameters() if p.requires_grad])",
-        "self.optim = torch.optim.AdamW([p for p in self.student.parameters() if p.requires_grad]"
-        " + list(self.teacher.parameters()))"),
-    # Part VI
-    "histogram without minlength": ("pseudo_labels", "torch.bincount(torch.cat(labels), minlength=out_dim)",
-                                    "torch.bincount(torch.cat(labels))"),
-    "histogram in train mode": ("pseudo_labels", "    model.eval()\n    loader = DataLoader(dataset,",
-                                "    loader = DataLoader(dataset,"),
-    "only the last batch counted": ("pseudo_labels", "labels.append(outputs.argmax(dim=-1).cpu())",
-                                    "labels = [outputs.argmax(dim=-1).cpu()]"),
-}
-
-ALTERNATIVES = {
-    "loss as one einsum over all view pairs": ("dino_loss", """        total_loss, n_terms = 0.0, 0
-        for t_idx, target in enumerate(teacher_views):
-            for s_idx, student in enumerate(student_views):
-                if s_idx == t_idx:
-                    continue  # we skip cases where student and teacher operate on the same view
-                loss = torch.sum(-target * F.log_softmax(student, dim=-1), dim=-1)
-                total_loss = total_loss + loss.mean()
-                n_terms += 1
-        self._update_center(teacher_output)
-        return total_loss / n_terms""", """        log_p = F.log_softmax(torch.stack(student_views), dim=-1)
-        ce = -torch.einsum("gbk,vbk->gvb", torch.stack(teacher_views), log_p).mean(-1)  # (G, V)
-        off_diagonal = ~torch.eye(self.num_global, len(student_views), dtype=torch.bool)
-        self._update_center(teacher_output)
-        return ce[off_diagonal].mean()"""),
-    "loss with F.cross_entropy and soft targets": (
-        "dino_loss",
-        "                loss = torch.sum(-target * F.log_softmax(student, dim=-1), dim=-1)\n"
-        "                total_loss = total_loss + loss.mean()",
-        "                total_loss = total_loss + F.cross_entropy(student, target)"),
-    "centre of shape (out_dim,)": (
-        "dino_loss",
-        'self.register_buffer("center", torch.zeros(1, out_dim))',
-        'self.register_buffer("center", torch.zeros(out_dim))',
-        "batch_center = teacher_output.mean(dim=0, keepdim=True)", "batch_center = teacher_output.mean(dim=0)"),
-    "older nn.utils.weight_norm API (warns)": (
-        "dino_head",
-        "nn.utils.parametrizations.weight_norm(nn.Linear(", "nn.utils.weight_norm(nn.Linear(",
-        "length = self.last_layer.parametrizations.weight.original0", "length = self.last_layer.weight_g"),
-    "head as a ModuleList with a loop": ("dino_head", "        self.mlp = nn.Sequential(*layers)",
-                                         "        self.mlp = nn.ModuleList(layers)",
-                                         "        x = F.normalize(self.mlp(x), dim=-1)",
-                                         "        for layer in self.mlp:\n            x = layer(x)\n"
-                                         "        x = F.normalize(x, dim=-1)"),
-    "teacher called once per global view": (
-        "dino_trainer", "            teacher_output = self.teacher(views[: self.num_global * batch.shape[1]])",
-        "            teacher_output = torch.cat([self.teacher(view) for view in batch[: self.num_global]])"),
-    "schedules with keyword arguments": (
-        "schedules", "lr_schedule = CosineSchedule(5e-4, 2e-4, warmup_pct=0.1)",
-        "lr_schedule = CosineSchedule(base_value=5e-4, final_value=2e-4, warmup_pct=0.1, start_warmup_value=0.0)",
-        "ema_schedule = CosineSchedule(0.992, 0.996)", "ema_schedule = CosineSchedule(final_value=0.996, "
-        "base_value=0.992)"),
-    "views from one helper with RandomApply(p=1) blur": (
-        "local_global_dataset", "        views = [self.global1(img), self.global2(img)]",
-        "        views = [augment(img) for augment in (self.global1, self.global2)]",
-        "self.global1 = transforms.Compose([*color_and_flips, gaussian_blur, self.NORMALIZE])",
-        "self.global1 = transforms.Compose([*color_and_flips, transforms.RandomApply([gaussian_blur], p=1.0), "
-        "self.NORMALIZE])"),
-    "pseudo-label counts by one-hot sums": (
-        "pseudo_labels", "    return torch.bincount(torch.cat(labels), minlength=out_dim)",
-        "    return F.one_hot(torch.cat(labels), out_dim).sum(dim=0)"),
-}
-
-
-def variant(tmp_path, edits):
-    """A copy of the solution notebook with the (old, new) edits applied."""
-    nb = nbformat.read(SOLUTION_NOTEBOOK, as_version=4)
-    for old, new in zip(edits[::2], edits[1::2], strict=True):
-        hits = [cell for cell in nb.cells if old in cell.source]
-        assert len(hits) == 1 and hits[0].source.count(old) == 1, f"the case no longer matches the solution: {old}"
-        hits[0].source = hits[0].source.replace(old, new)
-    path = tmp_path / "variant.ipynb"
-    nbformat.write(nb, path)
-    return path
-
-
-def grade_all_units(tmp_path, edits) -> dict[str, list]:
-    """Failed checks of every unit, with all the variant's definitions live in one namespace (as in a kernel)."""
-    path = variant(tmp_path, edits)
-    names = vars(load_definitions(path, env={"DINO_MODE": "tiny", "DINO_RESULTS": str(tmp_path / "results")}))
-    return {unit: [r for r in grade_unit(unit, names)[1] if not r.passed] for unit in UNITS}
+from autograder.course import Assignment, assignment_ids
+from autograder.examples import mutants
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", MUTANTS)
-def test_a_student_bug_costs_its_own_unit_and_no_other(tmp_path, name):
-    unit, *edits = MUTANTS[name]
-    failed = grade_all_units(tmp_path, edits)
-    assert failed[unit], f"'{name}' was not caught by the graders of {unit}"
-    assert all(r.message and "Traceback" not in r.message for r in failed[unit])
-    others = {u: [r.name for r in f] for u, f in failed.items() if f and u != unit}
-    assert not others, f"'{name}' (in {unit}) also cost other units points: {others}"
+def test_every_planted_bug_costs_its_own_unit_and_no_other(dino, corpus, graded_class):
+    _, by_class = graded_class
+    full = unit_points(by_class["ex-correct"])
+    problems = {}
+    for entry in (e for e in corpus if e.kind == "mutant"):
+        verdict = by_class[entry.name]
+        points = unit_points(verdict)
+        if points[entry.unit] >= full[entry.unit]:
+            problems[entry.case] = f"not caught by the graders of {entry.unit}"
+        elif any(points[u] != full[u] for u in dino.units if u != entry.unit):
+            problems[entry.case] = f"also cost other units points: {points}"
+        failed = [t["message"] for t in verdict["tests"].values() if not t["passed"]]
+        if not all(message and "Traceback" not in message for message in failed):
+            problems[entry.case] = f"a failure without a clear message: {failed}"
+    assert not problems, problems
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ALTERNATIVES)
-def test_a_correct_alternative_gets_full_marks(tmp_path, name):
-    failed = grade_all_units(tmp_path, ALTERNATIVES[name][1:])
-    assert not any(failed.values()), f"'{name}' failed: {[(r.name, r.message) for f in failed.values() for r in f]}"
+def test_every_correct_alternative_gets_full_marks(dino, corpus, graded_class):
+    _, by_class = graded_class
+    wrong = {e.case: {g: t["message"] for g, t in by_class[e.name]["tests"].items() if not t["passed"]}
+             for e in corpus if e.kind == "alternative" and by_class[e.name]["score"] != dino.max_score}
+    assert not wrong, wrong
 
 
-def test_every_unit_has_mutants_and_the_suite_is_large_enough():
-    units = {case[0] for case in MUTANTS.values()}
-    assert units == set(UNITS) and len(MUTANTS) >= 20 and len(ALTERNATIVES) >= 6
+@pytest.mark.parametrize("assignment_id", assignment_ids())
+def test_every_unit_has_planted_bugs_and_the_suite_is_large_enough(assignment_id):
+    assignment = Assignment.load(assignment_id)
+    module = mutants(assignment)
+    assert {case[0] for case in module.MUTANTS.values()} == set(assignment.units)
+    assert len(module.MUTANTS) >= 15 and len(module.ALTERNATIVES) >= 5
+    assert {case[0] for case in module.ALTERNATIVES.values()} <= set(assignment.units)

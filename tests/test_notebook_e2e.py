@@ -6,25 +6,23 @@ import json
 import subprocess
 import sys
 
-import nbformat
 import pytest
 
+from autograder.notebook import execute, save_figures
 from dinocourse.data import REPO_ROOT
-from dinocourse.notebook import SOLUTION_NOTEBOOK as SOLUTION
-from dinocourse.notebook import execute, save_figures
 
 FIGURES = {"samples", "views", "schedules", "loss", "knn", "pseudo-labels"}
 
 
 def run_demo(*args):
-    """`python -m dinocourse.demo --mode tiny ARGS` from the repository root."""
-    return subprocess.run([sys.executable, "-m", "dinocourse.demo", "--mode", "tiny", *map(str, args)],
-                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=600)
+    """`python -m autograder.demo 01_dino --env DINO_MODE=tiny ARGS` from the repository root."""
+    return subprocess.run([sys.executable, "-m", "autograder.demo", "01_dino", "--env", "DINO_MODE=tiny",
+                           *map(str, args)], capture_output=True, text=True, cwd=REPO_ROOT, timeout=900)
 
 
 @pytest.mark.slow
-def test_solution_notebook_runs_end_to_end_in_the_tiny_budget(tmp_path):
-    nb = execute(SOLUTION, out=tmp_path / "executed.ipynb", cwd=tmp_path,
+def test_solution_notebook_runs_end_to_end_in_the_tiny_budget(dino, tmp_path):
+    nb = execute(dino.solution_path, out=tmp_path / "executed.ipynb", cwd=tmp_path,
                  env={"DINO_MODE": "tiny", "DINO_RESULTS": str(tmp_path / "results")}, log=None)
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
@@ -44,24 +42,38 @@ def test_solution_notebook_runs_end_to_end_in_the_tiny_budget(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_command_runs_and_prints_a_summary(tmp_path):
+def test_demo_command_runs_the_notebook_prints_its_summary_and_grades_the_examples(tmp_path):
     out = tmp_path / "demo"
     result = run_demo("--out", out)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "1-NN accuracy" in result.stdout and "raw pixels" in result.stdout
-    assert (out / "dino.ipynb").is_file() and (out / "results" / "summary.json").is_file()
-    assert {p.stem for p in (out / "figures").glob("*.png")} == FIGURES
+    assert (out / "01_dino" / "dino.ipynb").is_file() and (out / "01_dino" / "results" / "summary.json").is_file()
+    assert {p.stem for p in (out / "01_dino" / "figures").glob("*.png")} == FIGURES
+    assert "correct" in result.stdout and "16/16" in result.stdout and "invalid-notebook" in result.stdout
+    assert (out / "01_dino" / "course" / "reports" / "01_dino" / "report.html").is_file()
 
 
 def test_demo_reports_a_failing_notebook_clearly(tmp_path):
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Part X"),
-                                         nbformat.v4.new_code_cell("raise ValueError('boom')")])
-    path = tmp_path / "broken.ipynb"
-    nbformat.write(nb, path)
-    result = run_demo("--notebook", path, "--out", tmp_path / "out")
+    import shutil
+
+    from autograder.course import COURSE_ROOT
+
+    root = tmp_path / "course"
+    (root / "solutions" / "broken").mkdir(parents=True)
+    shutil.copy(COURSE_ROOT / "pyproject.toml", root / "pyproject.toml")
+    cells = [{"cell_type": "markdown", "metadata": {}, "source": "# Part X", "id": "a"},
+             {"cell_type": "code", "metadata": {"nbgrader": {"grade": False, "grade_id": "u", "locked": False,
+                                                             "schema_version": 3, "solution": True, "task": False}},
+              "execution_count": None, "outputs": [], "source": "raise ValueError('boom')", "id": "b"}]
+    (root / "solutions" / "broken" / "broken.ipynb").write_text(json.dumps(
+        {"cells": cells, "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                     "language": "python"}}, "nbformat": 4, "nbformat_minor": 5}))
+    result = subprocess.run([sys.executable, "-m", "autograder.demo", "--root", str(root), "--out",
+                             str(tmp_path / "out"), "--no-grading"], capture_output=True, text=True, cwd=REPO_ROOT,
+                            timeout=600)
     assert result.returncode == 1
     assert "Part X" in result.stderr and "boom" in result.stderr
-    assert (tmp_path / "out" / "broken.ipynb").is_file()
+    assert (tmp_path / "out" / "broken" / "broken.ipynb").is_file()
 
 
 def test_demo_never_empties_a_folder_it_did_not_make(tmp_path):

@@ -13,7 +13,7 @@ from dinocourse import REPO_ROOT
 
 ISOLATION = probe()
 needs_bwrap = pytest.mark.skipif(not ISOLATION.bubblewrap, reason="bubblewrap is not installed (make sandbox)")
-needs_cgroups = pytest.mark.skipif(not (ISOLATION.cgroup_memory and ISOLATION.cgroup_pids),
+needs_cgroups = pytest.mark.skipif(not (ISOLATION.memory_cgroup and ISOLATION.pids_cgroup),
                                    reason="no writable memory and pids cgroups on this machine")
 
 
@@ -96,3 +96,89 @@ def test_without_bubblewrap_there_is_a_clear_warning():
     assert iso.bubblewrap is None and any("resource limits only" in w for w in iso.warnings)
     out = Sandbox([], Limits(timeout=5), iso).run([sys.executable, "-c", "print(1)"])
     assert out.stdout == b"1\n"
+
+
+def test_sandboxes_start_safely_from_many_threads_at_once():
+    """No preexec_fn: the sandbox starts processes through a small exec wrapper, safe from a pool of threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert "preexec_fn=" not in (REPO_ROOT / "autograder" / "sandbox.py").read_text()
+    with ThreadPoolExecutor(8) as pool:
+        outs = list(pool.map(lambda i: run(f"print({i} * {i})"), range(16)))
+    assert [o.stdout for o in outs] == [f"{i * i}\n".encode() for i in range(16)]
+
+
+def _fake_v2(tmp_path, own="/user.slice/session-1.scope"):
+    root = tmp_path / "cgroup"
+    ours = root / own.strip("/")
+    parent = ours if ours == root else ours.parent
+    ours.mkdir(parents=True)
+    (parent / "cgroup.subtree_control").write_text("cpu memory pids\n")
+    (parent / "cgroup.procs").write_text("")
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(f"24 1 0:21 / {tmp_path / 'elsewhere'} rw - tmpfs tmpfs rw\n"
+                         f"25 1 0:22 / {root} rw,nosuid - cgroup2 cgroup2 rw\n")
+    own_file = tmp_path / "self-cgroup"
+    own_file.write_text(f"0::{own}\n")
+    return root, parent, mountinfo, own_file
+
+
+def test_cgroup_v2_groups_are_made_next_to_our_own_with_memory_and_process_limits(tmp_path):
+    """On a fake v2 hierarchy: found from /proc/self/mountinfo and /proc/self/cgroup, limits written, counters read."""
+    from autograder.sandbox import find_cgroups
+
+    root, parent, mountinfo, own = _fake_v2(tmp_path)
+    cgroups = find_cgroups(root=tmp_path / "no-v1", mountinfo=mountinfo, own=own)
+    assert cgroups is not None and cgroups.version == 2 and cgroups.memory == parent == cgroups.pids
+    group = cgroups.make(Limits(processes=64), memory_mb=300)
+    folder = group.dirs[0]
+    assert folder.parent == parent
+    assert (folder / "memory.max").read_text() == str(300 << 20)
+    assert (folder / "memory.swap.max").read_text() == "0" and (folder / "pids.max").read_text() == "64"
+    assert group.procs == [folder / "cgroup.procs"]
+    (folder / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 2\n")
+    (folder / "pids.events").write_text("max 5\n")
+    assert group.count(group.oom_events, group.oom_key) == 2 and group.count(group.pids_events, "max") == 5
+
+
+def test_cgroup_v2_controllers_are_asked_for_when_the_parent_lacks_them(tmp_path):
+    """The kernel then lists them in cgroup.subtree_control (a fake hierarchy only shows that they were asked for)."""
+    from autograder.sandbox import find_cgroups
+
+    root, parent, mountinfo, own = _fake_v2(tmp_path)
+    (parent / "cgroup.subtree_control").write_text("cpu\n")
+    assert find_cgroups(root=tmp_path / "no-v1", mountinfo=mountinfo, own=own) is None
+    assert (parent / "cgroup.subtree_control").read_text() == "+memory +pids"
+
+
+def test_cgroup_v2_in_the_root_of_a_container_and_v1_when_v2_has_no_controllers(tmp_path):
+    from autograder.sandbox import find_cgroups
+
+    root, _, mountinfo, own = _fake_v2(tmp_path, own="/")
+    (root / "cgroup.subtree_control").write_text("memory pids\n")
+    assert find_cgroups(root=tmp_path / "no-v1", mountinfo=mountinfo, own=own).memory == root
+    (root / "cgroup.subtree_control").write_text("")
+    (root / "cgroup.subtree_control").chmod(0o444)
+    v1 = tmp_path / "v1"
+    for controller in ("memory", "pids"):
+        (v1 / controller).mkdir(parents=True)
+        (v1 / controller / "cgroup.procs").write_text("")
+    found = find_cgroups(root=v1, mountinfo=mountinfo, own=own)
+    if os.geteuid() != 0:  # root may write a read-only file: then v2 is taken, as it should be
+        assert found.version == 1 and found.memory == v1 / "memory" and found.pids == v1 / "pids"
+        group = found.make(Limits(processes=16), memory_mb=100)
+        assert (group.dirs[0] / "memory.limit_in_bytes").read_text() == str(100 << 20)
+        assert (group.dirs[1] / "pids.max").read_text() == "16"
+
+
+def test_the_real_hierarchy_where_the_machine_has_one():
+    """v1 here (hybrid mounts with no v2 controllers), v2 on most current distributions: whichever is found works."""
+    if ISOLATION.cgroups is None:
+        pytest.skip("no writable cgroups on this machine")
+    group = ISOLATION.cgroups.make(Limits(processes=16), memory_mb=128)
+    try:
+        limit = "memory.max" if group.version == 2 else "memory.limit_in_bytes"
+        assert (group.dirs[0] / limit).read_text().strip() == str(128 << 20)
+    finally:
+        group.remove()
+    assert not any(d.exists() for d in group.dirs)

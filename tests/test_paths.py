@@ -1,0 +1,82 @@
+"""One engine: every way of grading gives every notebook of the corpus (each example submission, each planted bug,
+each correct alternative) the same points per test cell, and a visible test cell's points mean exactly that its code
+passes when the student runs the notebook in a kernel."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from corpus import points_per_test
+
+from autograder import submission
+
+pytestmark = pytest.mark.slow
+
+
+def test_class_grade_and_plain_nbgrader_give_every_notebook_the_same_points(dino, corpus, graded_class, graded_cli,
+                                                                          graded_nbgrader):
+    _, by_class = graded_class
+    differences = {}
+    for entry in corpus:
+        paths = {"autograde": points_per_test(by_class[entry.name]),
+                 "grade": points_per_test(graded_cli[entry.name]),
+                 "nbgrader": graded_nbgrader[entry.name]}
+        if not paths["autograde"] == paths["grade"] == paths["nbgrader"]:
+            differences[entry.name] = {path: {g: p for g, p in points.items() if p != paths["autograde"].get(g)}
+                                       or "same" for path, points in paths.items()}
+    assert not differences, differences
+    assert sum(graded_nbgrader["ex-monkeypatch"].values()) == sum(points_per_test(by_class["ex-monkeypatch"]).values())
+    assert sum(graded_nbgrader["ex-monkeypatch"].values()) == 0
+
+
+def test_the_grade_command_reports_status_and_score_of_each_notebook(corpus, graded_class, graded_cli):
+    _, by_class = graded_class
+    for entry in corpus:
+        got = graded_cli[entry.name]
+        assert (got["status"], got["score"]) == (by_class[entry.name]["status"], by_class[entry.name]["score"]), \
+            entry.name
+
+
+def _kernel_verdicts(assignment, notebooks: dict) -> dict[str, dict[str, bool]]:
+    """Run each notebook's program in one real IPython kernel (``%reset -f`` between notebooks), as a student's
+    "Run all" would (without the given experiments); a visible test cell passes when it raises nothing."""
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="python3", env={**os.environ, **assignment.environment(),
+                                                           "MPLBACKEND": "Agg"})
+    verdicts = {}
+    try:
+        for name, path in notebooks.items():
+            kc.execute_interactive("%reset -f", timeout=60, output_hook=lambda msg: None)
+            found = submission.inspect(path.read_bytes(), assignment)
+            verdicts[name] = {}
+            for cell in found.program:
+                reply = kc.execute_interactive(cell["source"], timeout=300, output_hook=lambda msg: None)
+                if cell["kind"] == "visible":
+                    verdicts[name][cell["grade_id"]] = reply["content"]["status"] == "ok"
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    return verdicts
+
+
+def test_a_visible_test_earns_its_points_exactly_when_its_code_passes_in_a_kernel(dino, corpus, corpus_files,
+                                                                                  graded_class):
+    """Over every example that a kernel can run to its end, every planted bug and every correct alternative."""
+    from autograder.examples import examples
+
+    catalogue = examples(dino).EXAMPLES
+    runnable = {e.name: corpus_files[1][e.name] for e in corpus
+                if e.kind != "example" or (e.status in ("ok", "tampered") and not catalogue[e.case].hostile)}
+    kernel = _kernel_verdicts(dino, runnable)
+    _, by_class = graded_class
+    visible = [g for g, t in dino.tests.items() if t.kind == "visible"]
+    disagree = {}
+    for name in runnable:
+        engine = {g: by_class[name]["tests"][g]["passed"] for g in visible}
+        if engine != kernel[name]:
+            disagree[name] = {"engine": engine, "kernel": kernel[name]}
+    assert not disagree, disagree
+    caught = [n for n in runnable if not all(kernel[n].values())]
+    assert "mut-same-view-pairs-not-skipped" in caught, "the visible loss test must see unskipped same-view pairs"
