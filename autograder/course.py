@@ -230,19 +230,29 @@ class Assignment:
                 self.graders_dir / "examples.py", self.root / ".git",
                 *(self.root / name for name in ("gradebook.db", "submitted", "autograded", "feedback", "reports"))]
 
+    def fingerprint_files(self) -> list[Path]:
+        """Every file that can change a grade: the framework, the course's runtime packages (every top-level
+        package of the course, such as the data layer the notebooks import), the assignment's graders folder, and
+        the solution and released notebooks."""
+        framework = Path(__file__).parent
+        packages = [p for p in sorted(self.root.iterdir()) if (p / "__init__.py").is_file() and p != framework]
+        files = sorted(framework.glob("*.py")) + [f for p in packages for f in sorted(p.rglob("*.py"))]
+        files += sorted(p for p in self.graders_dir.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        return files + [self.solution_path, self.release_path]
+
     @cached_property
     def fingerprint(self) -> str:
-        """Changes whenever anything that can change a grade changes (a rerun regrades everything then)."""
+        """Changes whenever anything that can change a grade changes (a rerun regrades everything then): the files
+        of :meth:`fingerprint_files`, and the versions of Python and of the packages that compute grades."""
         digest = hashlib.sha256()
-        framework = Path(__file__).parent
-        files = sorted(framework.glob("*.py")) + sorted(p for p in self.graders_dir.rglob("*") if p.is_file()
-                                                        and "__pycache__" not in p.parts)
-        files += sorted((self.root / "dinocourse").glob("*.py")) + [self.solution_path, self.release_path]
-        for path in files:
+        for path in self.fingerprint_files():
             digest.update(str(path.name).encode() + b"\0" + (path.read_bytes() if path.is_file() else b""))
-        versions = [sys.version.split()[0]] + [_version(p) for p in PACKAGES]
-        digest.update(" ".join(versions).encode())
+        digest.update(" ".join(versions()).encode())
         return digest.hexdigest()[:16]
+
+
+def versions() -> list[str]:
+    return [f"python=={sys.version.split()[0]}"] + [_version(p) for p in PACKAGES]
 
 
 def _version(package: str) -> str:

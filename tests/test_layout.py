@@ -39,3 +39,29 @@ def test_the_framework_reads_units_points_and_parts_from_the_solutions_metadata(
         assert assignment.units and all(part for part in assignment.units.values())
         assert assignment.max_score == sum(t.points for t in assignment.tests.values()) > 0
         assert all(Path(assignment.graders_dir / f"test_{t.unit}.py").is_file() for t in assignment.tests.values())
+
+
+def test_the_rerun_fingerprint_covers_everything_that_can_change_a_grade(tmp_path):
+    """Engine code, runtime package, graders, solution and release, and the versions of torch and friends."""
+    import shutil
+
+    from autograder.course import versions
+
+    dino = Assignment.load("01_dino")
+    files = {p.relative_to(COURSE_ROOT).as_posix() for p in dino.fingerprint_files()}
+    for needed in ("autograder/engine.py", "autograder/worker.py", "autograder/runner.py", "autograder/sandbox.py",
+                   "dinocourse/data.py", "autograder/graders/01_dino/test_dino_loss.py",
+                   "autograder/graders/01_dino/cases.py", "autograder/graders/01_dino/reference_values.json",
+                   "solutions/01_dino/dino.ipynb", "assignments/01_dino/dino.ipynb"):
+        assert needed in files, needed
+    assert any(v.startswith("torch==") for v in versions()) and any(v.startswith("python==") for v in versions())
+    root = tmp_path / "course"  # a copy of the course: change one file of each kind, the fingerprint changes
+    for folder in ("solutions", "assignments", "dinocourse", "autograder/graders/01_dino"):
+        shutil.copytree(COURSE_ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    before = Assignment.load("01_dino", root).fingerprint
+    seen = {before}
+    for changed in ("dinocourse/data.py", "assignments/01_dino/dino.ipynb", "autograder/graders/01_dino/cases.py"):
+        with (root / changed).open("a") as handle:
+            handle.write("\n")
+        seen.add(Assignment.load("01_dino", root).fingerprint)
+    assert len(seen) == 4
