@@ -4,6 +4,7 @@ nbgrader's gradebook, the feedback, grades.csv and the report hold them; reruns 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -188,3 +189,42 @@ def test_stopping_the_grader_midway_loses_no_finished_grade(dino, tmp_path):
     after = class_results(dino, tmp_path)
     assert set(after) == {"correct", "partial", "untouched"}
     assert all(after[name] == result for name, result in finished.items())
+
+
+HANG_EVERYTHING = '''
+def _hang(*args, **kwargs):
+    while True:
+        pass
+
+
+class _Endless:
+    init = __call__ = _hang
+
+
+DINOHead.forward = DINOLoss.forward = LocalGlobalPathMNIST.__getitem__ = DINOTrainer.training_step = _hang
+pseudo_label_counts = _hang
+lr_schedule = wd_schedule = teacher_temp_schedule = ema_schedule = _Endless()
+'''
+
+
+@pytest.mark.slow
+def test_the_time_limits_of_the_units_add_up_within_the_submissions(dino):
+    """Every unit's checks run forever: each unit stops at its share of the time, and the whole within the limit."""
+    from autograder.engine import Engine, Settings
+    from autograder.examples import correct
+    from autograder.sandbox import Limits
+
+    nb = correct(dino)
+    nb["cells"].append({"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "id": "hang",
+                        "source": HANG_EVERYTHING})
+    limit = 45.0
+    engine = Engine(dino, Settings(Limits(timeout=limit, memory_mb=2048)))
+    try:
+        verdict = engine.grade(json.dumps(nb).encode())
+    finally:
+        engine.close()
+    statuses = {unit: info["status"] for unit, info in verdict["units"].items()}
+    assert set(statuses.values()) == {"timeout"}, statuses
+    assert verdict["run"]["seconds"] <= limit + 5, verdict["run"]
+    assert verdict["status"] == "timeout" and all(not t["passed"] for t in verdict["tests"].values()
+                                                  if t["kind"] == "hidden")
