@@ -240,3 +240,22 @@ def test_an_added_helper_cell_and_an_extra_import_in_the_setup_cell_count(dino, 
     result = autograder("grade", path, "--json", tmp_path / "grade.json")
     graded = json.loads((tmp_path / "grade.json").read_text())
     assert graded["score"] == 16 and graded["status"] == "ok", result.stdout
+
+
+@pytest.mark.slow
+def test_the_instructors_shell_does_not_reach_the_graded_notebook(dino, tmp_path):
+    """A head that exists only when DINO_MODE is unset: graded with DINO_MODE=full in the shell, it still counts."""
+    from autograder.examples import correct
+
+    nb = correct(dino)
+    head = cells_by_grade_id(nb)["dino_head"]
+    head["source"] = "import os\nif os.environ.get('DINO_MODE') is None:\n" + "\n".join(
+        "    " + line for line in source_of(head).splitlines())
+    path = tmp_path / dino.id / dino.notebook
+    path.parent.mkdir()
+    path.write_text(json.dumps(nb))
+    done = subprocess.run([sys.executable, "-m", "autograder", "grade", str(path), "--json", str(tmp_path / "g.json")],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=900,
+                          env={**venv_env(), "DINO_MODE": "full", "DINO_DATA": str(tmp_path / "nowhere")})
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "g.json").read_text())["score"] == 16, done.stdout
