@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import os
 import queue
 import shutil
@@ -264,8 +263,8 @@ class Outcome:
 class Confined:
     """A process started in the sandbox, read line by line (stdout) while it runs."""
 
-    def __init__(self, popen: subprocess.Popen, group: Group | None, limits: Limits):
-        self.popen, self.group, self.limits = popen, group, limits
+    def __init__(self, popen: subprocess.Popen, group: Group | None, limits: Limits, stream: bool = True):
+        self.popen, self.group, self.limits, self.stream = popen, group, limits, stream
         self.started = time.monotonic()
         self.lines: queue.Queue = queue.Queue()
         self.stdout = bytearray()
@@ -279,16 +278,22 @@ class Confined:
             reader.start()
 
     def _read_out(self):
+        """Keep the first ``output_bytes`` of the output, and hand over every line (a line longer than that is
+        dropped), so a process that runs for hours is read as long as it runs."""
         pending = b""
         for chunk in iter(lambda: self.popen.stdout.read1(1 << 16), b""):
             if len(self.stdout) + len(chunk) <= self.limits.output_bytes:
                 self.stdout.extend(chunk)
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    self.lines.put(line)
             else:
                 self.truncated = True
+            if not self.stream:
+                continue
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                self.lines.put(line)
+            if len(pending) > self.limits.output_bytes:
+                pending, self.truncated = b"", True
         self.lines.put(None)  # the end of the output
 
     def _read_err(self):
@@ -381,8 +386,10 @@ class Sandbox:
             argv += ["--limit", f"NPROC={mine + self.limits.processes}"]
         return argv + ["--"]
 
-    def start(self, argv: list[str], env: dict[str, str] | None = None, memory_mb: int | None = None) -> Confined:
-        """Start ``argv`` in the sandbox (its own cgroup with ``memory_mb``, default the limit's)."""
+    def start(self, argv: list[str], env: dict[str, str] | None = None, memory_mb: int | None = None,
+              stream: bool = True) -> Confined:
+        """Start ``argv`` in the sandbox (its own cgroup with ``memory_mb``, default the limit's); with ``stream``
+        its output is handed over line by line while it runs (:meth:`Confined.next_line`)."""
         cgroups = self.isolation.cgroups
         group = cgroups.make(self.limits, memory_mb or self.limits.memory_mb) if cgroups else None
         full = self._confine_argv(group) + (self._bwrap_argv() if self.isolation.bubblewrap else []) + list(argv)
@@ -392,11 +399,11 @@ class Sandbox:
             if group:
                 group.remove()
             raise
-        return Confined(popen, group, self.limits)
+        return Confined(popen, group, self.limits, stream)
 
     def run(self, argv: list[str], stdin: bytes = b"", env: dict[str, str] | None = None) -> Outcome:
         """Run ``argv`` to its end (or the time limit), feeding ``stdin``; returns what happened and what it printed."""
-        process = self.start(argv, env)
+        process = self.start(argv, env, stream=False)
         process.write(stdin)
         with contextlib.suppress(OSError, ValueError):
             process.popen.stdin.close()
@@ -463,11 +470,3 @@ def _owned(proc: Path) -> bool:
         return proc.stat().st_uid == os.geteuid()
     return False
 
-
-def json_lines(data: bytes) -> list:
-    """The JSON objects of a process's output, one per line (other lines are skipped)."""
-    found = []
-    for line in data.decode(errors="replace").splitlines():
-        with contextlib.suppress(ValueError):
-            found.append(json.loads(line))
-    return found

@@ -427,6 +427,17 @@ class _Child:
                 self.result = event["result"]
 
 
+def _fork(deadline: float) -> int:
+    """``os.fork``, retried while the process limit is full (what a previous unit started is still dying)."""
+    while True:
+        try:
+            return os.fork()
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def _counter(path: str | None, key: str) -> int:
     """A counter of a cgroup events file (``oom_kill`` of memory.events/oom_control, ``max`` of pids.events)."""
     if not path:
@@ -496,7 +507,7 @@ class _Job:
         job = {**self.job, "unit_seconds": limit}
         oom = _counter(self.init.get("oom_events"), self.init.get("oom_key", "oom_kill"))
         pids = _counter(self.init.get("pids_events"), "max")
-        pid = os.fork()
+        pid = _fork(self.deadline)
         if pid == 0:  # the unit's process
             code = 0
             try:
