@@ -48,8 +48,10 @@ def feedback_html(result: dict) -> str:
     for unit, (points, max_points) in unit_points(result).items():
         info = result["units"].get(unit, {})
         mark = "ok" if points == max_points and max_points else "fail"
+        cells = ", ".join(f"{t.get('kind', 'test')} {t['points']:g} / {t['max_points']:g}"
+                          for t in result.get("tests", {}).values() if t["unit"] == unit)
         rows.append(f"<tr><td>{_e(info.get('part', unit))}</td><td><code>{unit}</code></td>"
-                    f"<td class='{mark}'>{points:g} / {max_points:g}</td></tr>")
+                    f"<td class='{mark}'>{points:g} / {max_points:g}</td><td>{_e(cells)}</td></tr>")
         failed = [c for c in info.get("checks", []) if not c["passed"]]
         visible = [(g, t["message"]) for g, t in result.get("tests", {}).items()
                    if t["unit"] == unit and t.get("kind") == "visible" and not t["passed"] and t["message"]
@@ -79,7 +81,7 @@ def feedback_html(result: dict) -> str:
 <p class="status">Autograded score: {result.get('score', 0):g} / {result.get('max_score', 0):g}
 {f"(+ {manual:g} points for the written answer, graded by hand)" if manual else ""}.
 Status: {_e(result['status'])}.</p>
-<table><tr><th>Part</th><th>Unit</th><th>Points</th></tr>{''.join(rows)}</table>
+<table><tr><th>Part</th><th>Unit</th><th>Points</th><th>Test cells</th></tr>{''.join(rows)}</table>
 {"<h2>What to look at</h2>" + "".join(details) if details else "<p class='ok'>Every check passed.</p>"}
 {"<h2>Notes on the submission</h2><ul>" + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>" if notes else ""}
 <p><small>Each part was graded on its own, with the reference solution standing in for the other parts, so a
