@@ -164,19 +164,20 @@ class Assignment:
     def values_path(self) -> Path:
         return self.graders_dir / "reference_values.json"
 
+    def _generated(self, path: Path, what: str, command: str) -> dict:
+        """A generated file, with the command that makes it when it is missing or broken."""
+        try:
+            return read_json(path, what)
+        except CourseError as err:
+            raise CourseError(f"{err}: run `python -m autograder {command} {self.id}`") from None
+
     @cached_property
     def release(self) -> dict:
-        try:
-            return read_json(self.release_path, "student notebook")
-        except CourseError as err:
-            raise CourseError(f"{err}: run `python -m autograder release {self.id}`") from None
+        return self._generated(self.release_path, "student notebook", "release")
 
     @cached_property
     def values(self) -> dict:
-        try:
-            return read_json(self.values_path, "reference values")
-        except CourseError as err:
-            raise CourseError(f"{err}: run `python -m autograder reference {self.id}`") from None
+        return self._generated(self.values_path, "reference values", "reference")
 
     # ------------------------------------------------------------------------------------------------- grading
     @property

@@ -71,7 +71,6 @@ class Slot:
     def __init__(self, engine: Engine):
         self.engine = engine
         self.process: Confined | None = None
-        self.startup_seconds: float | None = None
         self._starting: threading.Thread | None = None
         self._start_error: BaseException | None = None
 
@@ -114,7 +113,6 @@ class Slot:
             if event is None:
                 raise RuntimeError(self._died("did not start"))
             if event.get("event") == "ready":
-                self.startup_seconds = round(time.monotonic() - started, 2)
                 return
 
     def _died(self, what: str) -> str:

@@ -27,7 +27,6 @@ import hashlib
 import json
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from autograder.course import DEFINITION_TAGS, Assignment, cells_by_grade_id, heading_above, nbgrader_meta, source_of
 
@@ -41,11 +40,6 @@ class Submission:
     answers: dict = field(default_factory=dict)    # grade_id of a hand-graded cell -> the student's text
     program: list[dict] = field(default_factory=list)
     sha256: str = ""
-
-
-def read(path: Path) -> bytes | None:
-    path = Path(path)
-    return path.read_bytes() if path.is_file() else None
 
 
 def inspect(raw: bytes | None, assignment: Assignment, name: str | None = None) -> Submission:

@@ -99,9 +99,6 @@ def install_reference(assignment_id: str, ref: Reference) -> None:
     _installed[assignment_id] = ref
 
 
-def installed_reference(assignment_id: str) -> Reference | None:
-    return _installed.get(assignment_id)
-
 
 class Namespace:
     """Attribute access to the names a unit's graders may use, with a clear error for a missing one."""
