@@ -251,7 +251,7 @@ def _unit_status(unit: str, event: dict | None, problem: dict | None, facts: dic
     if event.get("internal_error"):
         return "crashed", "the grader failed on this part; your instructor has the details"
     forked = any("os.fork" in text for text in _owned(event.get("notices", []), unit))
-    if event.get("too_many_processes") and forked:
+    if event.get("too_many_processes") and forked or event.get("killed") == "processes" and "results" not in event:
         return "crashed", "your code for this part started too many processes (the limit stopped it)"
     if event.get("killed") == "time":
         return "timeout", f"your code for this part did not finish within {event.get('limit', 0):.0f} s"

@@ -131,6 +131,7 @@ class _Audit:
         self.armed = False
         self.owner: str | None = None
         self.forked = False  # the code running now forked
+        self.tell = None     # called with nothing when the code running now first forks
         self.protected = tuple(protected)
         self.tampered: list[list] = []   # [owner, what]
         self.notices: list[list] = []
@@ -166,7 +167,10 @@ class _Audit:
         elif event.startswith(NETWORK_EVENTS):
             self._add(self.notices, f"tried to use the network ({event}: blocked)")
         elif event.startswith(PROCESS_EVENTS):
-            self.forked = self.forked or event.startswith(("os.fork", "os.forkpty"))
+            if event.startswith(("os.fork", "os.forkpty")) and not self.forked:
+                self.forked = True
+                if self.tell is not None:
+                    self.tell()
             self._add(self.notices, f"started or signalled processes ({event})")
 
     def _add(self, where: list, text: str) -> None:
@@ -321,6 +325,7 @@ def _unit_process(init: dict, job: dict, unit: str, skip: set, send, audit: _Aud
         register_source(filename, cell["source"])
         error = None
         audit.forked = False
+        audit.tell = lambda pos=cell["pos"]: send({"forking": pos})
         audit.armed = True
         try:
             with units.quiet():
@@ -329,6 +334,7 @@ def _unit_process(init: dict, job: dict, unit: str, skip: set, send, audit: _Aud
             error = err
         finally:
             audit.armed = False
+            audit.tell = None
         if os.getpid() != me:  # a process the student's code forked never runs the grader's code
             os._exit(0)
         if audit.forked:
@@ -401,6 +407,7 @@ class _Child:
         self.pids_mark = 0
         self.program_seconds = None
         self.forking_cells: list[int] = []  # program cells that forked (checked against the process limit)
+        self.first_fork: int | None = None  # the program cell that forked first (told as it forks)
 
     def feed(self, data: bytes) -> None:
         self.buffer += data
@@ -416,6 +423,8 @@ class _Child:
                 self.phase = "program"
             elif "cell" in event and isinstance(event["cell"], int):
                 self.cell, self.cell_started = event["cell"], time.monotonic()
+            elif "forking" in event and isinstance(event["forking"], int):
+                self.first_fork = event["forking"] if self.first_fork is None else self.first_fork
             elif "forked" in event and isinstance(event["forked"], int):
                 self.forking_cells.append(event["forked"])
             elif "visible" in event:
@@ -436,6 +445,22 @@ def _fork(deadline: float) -> int:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+def _group_sizes() -> dict[int, int]:
+    """How many processes each process group has (from /proc: in the sandbox, only the sandbox's own)."""
+    sizes: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                fields = handle.read().rpartition(b")")[2].split()
+        except OSError:
+            continue
+        if len(fields) > 2:  # state, parent, process group (a zombie too: it holds its place until reaped)
+            sizes[int(fields[2])] = sizes.get(int(fields[2]), 0) + 1
+    return sizes
 
 
 def _counter(path: str | None, key: str) -> int:
@@ -465,6 +490,7 @@ class _Job:
         self.running: dict[int, _Child] = {}
         self.deadline = time.monotonic() + float(job["timeout"])
         self.parallel = max(1, int(job.get("parallel", 1)))
+        self.refused = _counter(init.get("pids_events"), "max")  # forks the process limit refused so far
 
     def run(self) -> None:
         while self.pending or self.running:
@@ -484,6 +510,7 @@ class _Job:
                     self._forks(child)
                 else:
                     self._end(child)
+            self._watch_processes()
             now = time.monotonic()
             for child in list(self.running.values()):
                 if child.phase == "program" and child.cell is not None and \
@@ -557,6 +584,26 @@ class _Job:
         if cells:
             child.pids_mark = count
 
+    def _watch_processes(self) -> None:
+        """The process limit refused a fork: the unit whose process group holds the most processes is stopped at
+        once (a fork bomb would race the limit for as long as it runs, and leave the other units without threads)."""
+        count = _counter(self.init.get("pids_events"), "max")
+        if count <= self.refused:
+            return
+        self.refused = count
+        sizes = _group_sizes()
+        child = max(self.running.values(), key=lambda c: sizes.get(c.pid, 0), default=None)
+        if child is None or sizes.get(child.pid, 0) < 2:
+            return
+        if child.first_fork is not None:  # the cell that forked is to blame, even when the program has moved on
+            if child.result is None:
+                child.phase, child.cell = "program", child.first_fork
+            else:
+                child.forking_cells = [child.first_fork]
+                child.pids_mark = -1
+                self._forks(child)
+        self._kill(child, "processes")
+
     def _kill(self, child: _Child, why: str) -> None:
         child.killed = why
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -575,6 +622,12 @@ class _Job:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(child.pid, signal.SIGKILL)  # whatever the process started
         _, status = os.waitpid(child.pid, 0)
+        if child.killed == "processes":  # the next unit starts when the processes are gone, not while they die
+            ends = time.monotonic() + 10
+            while _group_sizes().get(child.pid) and time.monotonic() < ends:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(child.pid, signal.SIGKILL)
+                time.sleep(0.05)
         os.close(child.fd)
         exit_code = os.waitstatus_to_exitcode(status)
         oom = _counter(self.init.get("oom_events"), self.init.get("oom_key", "oom_kill")) > child.oom_before
@@ -598,6 +651,8 @@ class _Job:
         label = cell["label"] if cell else f"cell {child.cell}"
         if child.killed == "hung":
             kind, what = "timeout", f"ran for more than {self.job['cell_seconds']:.0f} s"
+        elif child.killed == "processes":
+            kind, what = "crashed", "started more processes than allowed (the limit stopped it)"
         elif child.killed == "time":
             kind, what = "timeout", f"was still running when the time for this part ({child.limit:.0f} s) ran out"
         elif oom:
