@@ -38,8 +38,14 @@ def compute(assignment: Assignment) -> dict:
             "versions": {"torch": torch.__version__}, **values}
 
 
-def differences(new, old, path="", rel=1e-6, abs_=1e-9) -> list[str]:
-    """Where two value trees differ (numbers within a relative tolerance count as equal)."""
+# Tolerances of the freshness check: a changed solution moves values far more than this, while the same solution on
+# another CPU (other SIMD kernels, other summation order) moves a two-step training run by ~1e-5 relative; the
+# graders compare against these values with atol/rtol of 1e-4 or looser, so no difference below this changes a grade.
+REL, ABS = 1e-5, 1e-6
+
+
+def differences(new, old, path="", rel=REL, abs_=ABS) -> list[str]:
+    """Where two value trees differ (numbers within the tolerances count as equal)."""
     if isinstance(new, dict) and isinstance(old, dict):
         out = [f"{path}/{k}: only in one of the two" for k in set(new) ^ set(old)]
         for key in sorted(set(new) & set(old)):

@@ -38,6 +38,20 @@ def test_reference_values_are_up_to_date():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_the_freshness_check_sees_a_changed_value_but_not_another_cpus_rounding():
+    from autograder.reference import differences
+
+    old = {"about": "x", "unit": {"losses": [2.2589502334594727, 0.5], "center": [6.666991248494014e-05]}}
+    rounding = {"about": "y", "unit": {"losses": [2.2589471340179443, 0.5], "center": [6.667130946880206e-05]}}
+    assert differences(rounding, old) == []  # measured: the same solution on two CPUs
+    changed = {"about": "x", "unit": {"losses": [2.2589502334594727 * (1 + 1e-4), 0.5],
+                                      "center": [6.666991248494014e-05]}}
+    found = differences(changed, old)
+    assert len(found) == 1 and found[0].startswith("/unit/losses[0]: 2.2589502334594727 in the file, now 2.2591")
+    shorter = differences({"unit": {"losses": [1.0]}}, {"unit": {"losses": [1.0, 2.0]}})
+    assert shorter == ["/unit/losses: 2 values, now 1"]
+
+
 @pytest.mark.parametrize("assignment_id", ASSIGNMENTS)
 def test_every_test_cell_grades_one_unit_with_points_and_a_one_line_docstring(assignment_id):
     assignment = Assignment.load(assignment_id)
