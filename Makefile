@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help venv sandbox demo test test-fast lint data-full release reference grade autograde kit benchmark benchmark-class clean
+.PHONY: help venv sandbox demo test test-fast lint data-full release reference grade autograde kit benchmark benchmark-class benchmark-training clean
 ASSIGNMENT ?= 01_dino
 
 help:  ## list the targets
@@ -58,6 +58,9 @@ benchmark: $(STAMP) sandbox  ## seconds to grade one submission from a cold star
 
 benchmark-class: $(STAMP) sandbox  ## seconds per submission grading 20 generated submissions with 1 and 2 workers
 	$(PY) -m autograder.classbench $(ASSIGNMENT)
+
+benchmark-training: $(STAMP)  ## Assignment 1's training: images/s of the view pipelines, model step fp32/bf16, projected full run
+	$(PY) benchmarks/training_throughput.py
 
 clean:  ## remove outputs of the demo and of notebook runs (keeps .venv and data)
 	rm -rf build results solutions/*/results assignments/*/results

@@ -11,7 +11,7 @@ import pytest
 from autograder.notebook import execute, save_figures
 from dinocourse.data import REPO_ROOT
 
-FIGURES = {"samples", "views", "schedules", "loss", "knn", "pseudo-labels"}
+FIGURES = {"samples", "views", "schedules", "health", "knn", "pseudo-labels"}
 
 
 def run_demo(*args):

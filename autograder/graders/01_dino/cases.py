@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from dinocourse.data import SAMPLE_DIR, subset
+from dinocourse.views import view_statistics as statistics_of_views
 
 # ---- Part I: the head -------------------------------------------------------------------------------------------
 HEAD_CONFIGS = [(10, 20), (64, 32, 4, 256, 16), (20, 10, 1), (12, 50, 2, 24, 6), (7, 9, 5, 11, 3), (192, 256)]
@@ -95,12 +96,7 @@ def view_statistics(ns, seed: int, reference_normalize) -> dict[str, dict[str, f
     torch.manual_seed(seed)
     dataset = ns.LocalGlobalPathMNIST(num_local=2, num_global=2, root=SAMPLE_DIR)
     views = torch.stack([dataset[i] for i in range(VIEW_IMAGES)])  # (images, 4, 3, 28, 28)
-    pixels = unnormalize(views, reference_normalize)
-    kinds = {"global 1": pixels[:, 0], "global 2": pixels[:, 1], "local": pixels[:, 2:].flatten(0, 1)}
-    return {kind: {"brightness": float(x.mean()),
-                   "roughness": float((x[..., 1:, :] - x[..., :-1, :]).abs().mean()),
-                   "solarized": float((x.flatten(1).amax(dim=1) <= 0.5 + 1e-3).float().mean())}
-            for kind, x in kinds.items()}
+    return statistics_of_views(unnormalize(views, reference_normalize))
 
 
 def view_reference(ns) -> dict[str, dict[str, dict[str, float]]]:
