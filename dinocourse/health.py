@@ -45,6 +45,7 @@ class TrainingHealth:
         self.steps = {name: [] for name in ("epoch", *METRICS)}
         self.labels_per_epoch: dict[int, set[int]] = {}
         self.out_dim = None
+        self.problem = None  # why a step could not be recorded, if one could not
         self._pending = None
 
     def __len__(self) -> int:
@@ -53,7 +54,11 @@ class TrainingHealth:
     # ---- recording ------------------------------------------------------------------------------------------------
     @contextlib.contextmanager
     def watch(self, loss_module: torch.nn.Module):
-        """While inside, every call of ``loss_module(student_output, teacher_output, teacher_temp)`` is observed."""
+        """While inside, every call of ``loss_module(student_output, teacher_output, teacher_temp)`` is observed.
+        Anything that is not a ``torch.nn.Module`` (a plain function, None) is not observed: nothing is recorded."""
+        if not isinstance(loss_module, torch.nn.Module):
+            yield self
+            return
         def hook(module, args, kwargs):
             names = ("student_output", "teacher_output", "teacher_temp")
             given = dict(zip(names, args, strict=False)) | {k: v for k, v in kwargs.items() if k in names}
@@ -78,7 +83,12 @@ class TrainingHealth:
         temp = given.get("teacher_temp")
         if not (torch.is_tensor(teacher) and torch.is_tensor(student) and temp is not None):
             return
-        teacher, student, temp = teacher.detach().float(), student.detach().float(), float(temp)
+        try:
+            self._record(epoch, loss, teacher.detach().float(), student.detach().float(), float(temp), center, module)
+        except (RuntimeError, ValueError, IndexError, TypeError) as err:  # outputs of an unexpected shape
+            self.problem = f"step {len(self) + 1} could not be recorded: {err}"
+
+    def _record(self, epoch, loss, teacher, student, temp, center, module) -> None:
         self.out_dim = teacher.shape[-1]
         centered = teacher if center is None else teacher - center
         probs = F.softmax(centered / temp, dim=-1)
@@ -130,6 +140,8 @@ class TrainingHealth:
         """One sentence on the last epoch: healthy, uniform collapse or one-hot collapse."""
         rows = self.epochs()
         if not rows:
+            if self.problem:
+                return f"no training step was recorded: {self.problem}"
             return "no training step was recorded (the loss module was not called as a module, or no step ran)"
         last, k = rows[-1], self.out_dim
         if last["sharpness"] > 0.5 * k:

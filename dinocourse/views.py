@@ -205,7 +205,7 @@ class BatchedViews:
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         x = images.permute(0, 3, 1, 2).float().div_(255)
         views = [make_views(x, GLOBAL1), make_views(x, GLOBAL2)]
-        for _ in range(self.num_global - 2):
+        for _extra in range(2, self.num_global):  # further global views
             pick_first = (torch.rand(x.shape[0], device=x.device) < 0.5).view(-1, 1, 1, 1)
             views.append(torch.where(pick_first, make_views(x, GLOBAL1), make_views(x, GLOBAL2)))
         # the local views of all images in one pass

@@ -100,3 +100,34 @@ def test_the_trainer_records_every_step_and_keeps_them_in_its_checkpoint(nb, tmp
     fig = trainer.health.plot("test")
     assert len(fig.axes) == 5
     assert "epoch" in trainer.health.table()
+
+
+def test_the_trainer_trains_under_bf16_autocast_as_on_a_gpu(nb, tmp_path):
+    """``trainer.amp`` (set on a GPU) runs the student's training step under bf16 autocast; here on the CPU."""
+    torch.manual_seed(0)
+    dataset = nb.subset(nb.LocalGlobalPathMNIST(num_local=1, num_global=2), 4)
+    schedules = dict(lr_schedule=nb.CosineSchedule(1e-4, 1e-4), wd_schedule=nb.CosineSchedule(0.04, 0.04),
+                     teacher_temp_schedule=nb.CosineSchedule(0.04, 0.04),
+                     teacher_ema_schedule=nb.CosineSchedule(0.99, 0.99))
+    trainer = nb.DINOTrainer(dataset=dataset, batch_size=2, out_dim=K, ckpt_name=tmp_path / "c.pth", **schedules)
+    trainer.amp = True
+    trainer.train(1)
+    assert len(trainer.history) == 2 and all(math.isfinite(v) for v in trainer.history)
+    assert len(trainer.health) == 2
+    assert all(p.dtype == torch.float32 for p in trainer.student.parameters())
+
+
+def test_outputs_it_cannot_read_or_a_loss_that_is_no_module_never_stop_training():
+    class OddLoss(torch.nn.Module):
+        def forward(self, student_output, teacher_output, teacher_temp):
+            return student_output.sum()
+
+    health = TrainingHealth()
+    watched_loss = OddLoss()
+    with health.watch(watched_loss):
+        watched_loss(torch.zeros(3), torch.zeros(()), "warm")  # a temperature that is no number
+        health.record(0, 0.0)
+    assert len(health) == 0 and "could not be recorded" in health.verdict()
+    with health.watch(None), health.watch(lambda *a: 0):
+        health.record(0, 0.0)
+    assert len(health) == 0
