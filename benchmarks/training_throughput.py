@@ -51,9 +51,12 @@ def synchronize(device):
         torch.cuda.synchronize()
 
 
-def images_per_second(batches, n_batches, batch_size, device) -> float:
+def images_per_second(batches, n_batches, batch_size, device, skip: int = 1) -> float:
+    """Steady-state rate: the first ``skip`` batches (worker start-up, and the batches the workers have made ahead
+    while it lasted) are not timed."""
     it = iter(batches)
-    next(it)  # warm-up: worker start-up, first allocation
+    for _ in range(skip):
+        next(it)
     synchronize(device)
     start = time.perf_counter()
     for _ in range(n_batches):
@@ -114,7 +117,7 @@ def main(argv=None) -> int:
         loader = DataLoader(Repeated(base, FULL_TRAIN_IMAGES), batch_size=args.batch, shuffle=True,
                             num_workers=workers, drop_last=True, pin_memory=gpu.type == "cuda",
                             persistent_workers=False)
-        rate = images_per_second(loader, args.batches, args.batch, gpu)
+        rate = images_per_second(loader, args.batches, args.batch, gpu, skip=2 * workers + 1)  # prefetch_factor 2
         rows.append((f"per image, DataLoader, {workers} workers", "cpu", rate, workers > 0))
     for device in devices:
         loader = BatchedViewLoader(repeated_images, args.batch, 2, 2, norm.mean, norm.std, device=device)
