@@ -17,6 +17,7 @@ import argparse
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -98,6 +99,8 @@ def main(argv=None) -> int:
                         help="batch of the model step (default: 256 on a GPU, 32 on a CPU, scaled to 256)")
     parser.add_argument("--model-steps", type=int, default=3)
     args = parser.parse_args(argv)
+    # more workers than cores is part of what is measured; torch's warning about it is not news here
+    warnings.filterwarnings("ignore", message="This DataLoader will create")
 
     os.environ.setdefault("DINO_RESULTS", str(ROOT / "build" / "benchmark-results"))
     ns = load_definitions(ROOT / "solutions" / "01_dino" / "dino.ipynb",
