@@ -83,18 +83,24 @@ def test_nothing_is_recorded_outside_watch_or_without_a_call(nb):
     assert health.verdict().startswith("no training step was recorded")
 
 
-def test_the_trainer_records_every_step_and_keeps_them_in_its_checkpoint(nb, tmp_path):
+def small_trainer(nb, tmp_path, images, batch_size):
+    """The solution's trainer on ``images`` sample images (2 global + 1 local views), constant schedules."""
     torch.manual_seed(0)
-    dataset = nb.subset(nb.LocalGlobalPathMNIST(num_local=1, num_global=2), 8)
+    dataset = nb.subset(nb.LocalGlobalPathMNIST(num_local=1, num_global=2), images)
     schedules = dict(lr_schedule=nb.CosineSchedule(1e-4, 1e-4), wd_schedule=nb.CosineSchedule(0.04, 0.04),
                      teacher_temp_schedule=nb.CosineSchedule(0.04, 0.04),
                      teacher_ema_schedule=nb.CosineSchedule(0.99, 0.99))
-    trainer = nb.DINOTrainer(dataset=dataset, batch_size=4, out_dim=K, ckpt_name=tmp_path / "c.pth", **schedules)
+    return nb.DINOTrainer(dataset=dataset, batch_size=batch_size, out_dim=K, ckpt_name=tmp_path / "c.pth",
+                          **schedules)
+
+
+def test_the_trainer_records_every_step_and_keeps_them_in_its_checkpoint(nb, tmp_path):
+    trainer = small_trainer(nb, tmp_path, 8, 4)
     trainer.train(2)
     assert len(trainer.health) == trainer.steps == 4
     assert [row["epoch"] for row in trainer.health.epochs()] == [1, 2]
     assert trainer.health.steps["loss"] == pytest.approx(trainer.history)
-    again = nb.DINOTrainer(dataset=dataset, batch_size=4, out_dim=K, ckpt_name=tmp_path / "c.pth", **schedules)
+    again = small_trainer(nb, tmp_path, 8, 4)
     again.load()
     assert again.health.state_dict() == trainer.health.state_dict()
     fig = trainer.health.plot("test")
@@ -104,12 +110,7 @@ def test_the_trainer_records_every_step_and_keeps_them_in_its_checkpoint(nb, tmp
 
 def test_the_trainer_trains_under_bf16_autocast_as_on_a_gpu(nb, tmp_path):
     """``trainer.amp`` (set on a GPU) runs the student's training step under bf16 autocast; here on the CPU."""
-    torch.manual_seed(0)
-    dataset = nb.subset(nb.LocalGlobalPathMNIST(num_local=1, num_global=2), 4)
-    schedules = dict(lr_schedule=nb.CosineSchedule(1e-4, 1e-4), wd_schedule=nb.CosineSchedule(0.04, 0.04),
-                     teacher_temp_schedule=nb.CosineSchedule(0.04, 0.04),
-                     teacher_ema_schedule=nb.CosineSchedule(0.99, 0.99))
-    trainer = nb.DINOTrainer(dataset=dataset, batch_size=2, out_dim=K, ckpt_name=tmp_path / "c.pth", **schedules)
+    trainer = small_trainer(nb, tmp_path, 4, 2)
     trainer.amp = True
     trainer.train(1)
     assert len(trainer.history) == 2 and all(math.isfinite(v) for v in trainer.history)
