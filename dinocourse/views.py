@@ -249,6 +249,12 @@ def dataset_images(dataset) -> torch.Tensor:
     return images if indices is None else images[torch.as_tensor(indices)]
 
 
+def unnormalize(views: torch.Tensor, normalize) -> torch.Tensor:
+    """Undo a ``transforms.Normalize`` on views of shape (..., 3, H, W)."""
+    mean, std = torch.tensor(normalize.mean).view(3, 1, 1), torch.tensor(normalize.std).view(3, 1, 1)
+    return views * std + mean
+
+
 def view_statistics(pixels: torch.Tensor, num_global: int = 2) -> dict[str, dict[str, float]]:
     """Per kind of view, over views (images, views, 3, H, W) in [0, 1] (normalisation undone), laid out as the
     dataset's items (global 1, global 2, further global views, then the local views): mean brightness, roughness
@@ -271,7 +277,6 @@ def compare_views(dataset, n_images: int = 256, seed: int = 0) -> tuple[bool, st
     """Do the batched views agree with ``dataset``'s own views (a ``LocalGlobalPathMNIST`` or a subset of one)?
     Compares :func:`view_statistics` of both on the same images; returns (agree, a table for the reader)."""
     normalize = dataset.NORMALIZE
-    mean, std = torch.tensor(normalize.mean).view(3, 1, 1), torch.tensor(normalize.std).view(3, 1, 1)
     n = min(n_images, len(dataset))
     generator_state = torch.get_rng_state()
     try:
@@ -281,7 +286,7 @@ def compare_views(dataset, n_images: int = 256, seed: int = 0) -> tuple[bool, st
             dataset_images(dataset)[:n])
     finally:
         torch.set_rng_state(generator_state)
-    stats = [view_statistics(v * std + mean, dataset.num_global) for v in (own, batched)]
+    stats = [view_statistics(unnormalize(v, normalize), dataset.num_global) for v in (own, batched)]
     lines, agree = [f"{'views':>9} {'statistic':>10} {'yours':>7} {'batched':>7}"], True
     for kind, values in stats[0].items():
         for stat, value in values.items():
@@ -293,4 +298,4 @@ def compare_views(dataset, n_images: int = 256, seed: int = 0) -> tuple[bool, st
 
 
 __all__ = ["GLOBAL1", "GLOBAL2", "LOCAL", "ViewSpec", "BatchedViews", "BatchedViewLoader", "dataset_images",
-           "view_statistics", "compare_views", "make_views"]
+           "view_statistics", "unnormalize", "compare_views", "make_views"]

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from dinocourse.data import SAMPLE_DIR, subset
+from dinocourse.views import unnormalize  # noqa: F401 - the graders' import of it goes through here
 from dinocourse.views import view_statistics as statistics_of_views
 
 # ---- Part I: the head -------------------------------------------------------------------------------------------
@@ -78,12 +79,6 @@ VIEW_IMAGES = 256         # images whose views one statistic is taken over
 VIEW_SEEDS = range(12)    # seeds the reference spread is estimated from
 VIEW_TOLERANCE = 4.0      # a statistic may lie this many reference standard deviations from the reference mean
 VIEW_FLOOR = {"brightness": 0.01, "roughness": 0.003, "solarized": 0.03}  # smallest tolerance of each statistic
-
-
-def unnormalize(views: torch.Tensor, normalize) -> torch.Tensor:
-    """Undo a ``transforms.Normalize`` on views of shape (..., 3, H, W)."""
-    mean, std = torch.tensor(normalize.mean).view(3, 1, 1), torch.tensor(normalize.std).view(3, 1, 1)
-    return views * std + mean
 
 
 def view_statistics(ns, seed: int, reference_normalize) -> dict[str, dict[str, float]]:
