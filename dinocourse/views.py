@@ -208,9 +208,9 @@ class BatchedViews:
         for _extra in range(2, self.num_global):  # further global views
             pick_first = (torch.rand(x.shape[0], device=x.device) < 0.5).view(-1, 1, 1, 1)
             views.append(torch.where(pick_first, make_views(x, GLOBAL1), make_views(x, GLOBAL2)))
-        # the local views of all images in one pass
-        local = make_views(x.repeat(self.num_local, 1, 1, 1), LOCAL).view(self.num_local, *x.shape)
-        views.extend(local.unbind(0))
+        if self.num_local:  # the local views of all images in one pass
+            local = make_views(x.repeat(self.num_local, 1, 1, 1), LOCAL).view(self.num_local, *x.shape)
+            views.extend(local.unbind(0))
         out = torch.stack(views, dim=1)
         mean, std = self.mean.to(out.device), self.std.to(out.device)
         return (out - mean.unsqueeze(1)) / std.unsqueeze(1)

@@ -1,4 +1,5 @@
-"""Shared fixtures: Assignment 1's solution notebook's own definitions, loaded once, in the tiny budget."""
+"""Shared fixtures: Assignment 1's solution notebook's own definitions, loaded once, in the tiny budget; and the
+corpus of an assignment (Assignment 1 unless a test parametrizes ``assignment`` indirectly) graded every way."""
 
 from __future__ import annotations
 
@@ -24,22 +25,29 @@ def nb(tmp_path_factory, dino):
 
 # ---- the corpus graded through every path (once per session; used by the slow grading tests) ----------------------
 @pytest.fixture(scope="session")
-def corpus(dino):
-    from corpus import entries
-
-    return entries(dino)
+def assignment(request):
+    """Assignment 1, or the assignment a test names with ``@pytest.mark.parametrize("assignment", ids,
+    indirect=True)``."""
+    return Assignment.load(getattr(request, "param", "01_dino"))
 
 
 @pytest.fixture(scope="session")
-def corpus_files(dino, corpus, tmp_path_factory):
+def corpus(assignment):
+    from corpus import entries
+
+    return entries(assignment)
+
+
+@pytest.fixture(scope="session")
+def corpus_files(assignment, corpus, tmp_path_factory):
     from corpus import write
 
     course = tmp_path_factory.mktemp("corpus")
-    return course, write(dino, course, corpus)
+    return course, write(assignment, course, corpus)
 
 
 @pytest.fixture(scope="session")
-def graded_class(dino, corpus_files, tmp_path_factory):
+def graded_class(assignment, corpus_files, tmp_path_factory):
     """Verdicts of ``python -m autograder autograde`` over the corpus, plus a student folder without a notebook."""
     import shutil
 
@@ -47,23 +55,23 @@ def graded_class(dino, corpus_files, tmp_path_factory):
 
     course = tmp_path_factory.mktemp("class")
     shutil.copytree(corpus_files[0] / "submitted", course / "submitted")
-    (course / "submitted" / "absent" / dino.id).mkdir(parents=True)
-    return course, grade_class(dino, course)
+    (course / "submitted" / "absent" / assignment.id).mkdir(parents=True)
+    return course, grade_class(assignment, course)
 
 
 @pytest.fixture(scope="session")
-def graded_cli(dino, corpus_files, tmp_path_factory):
+def graded_cli(assignment, corpus_files, tmp_path_factory):
     from corpus import grade_cli
 
-    return grade_cli(dino, corpus_files[1], tmp_path_factory.mktemp("cli") / "grades.json")
+    return grade_cli(assignment, corpus_files[1], tmp_path_factory.mktemp("cli") / "grades.json")
 
 
 @pytest.fixture(scope="session")
-def graded_nbgrader(dino, corpus_files, tmp_path_factory):
+def graded_nbgrader(assignment, corpus_files, tmp_path_factory):
     import shutil
 
     from corpus import grade_nbgrader
 
     course = tmp_path_factory.mktemp("nbgrader")
     shutil.copytree(corpus_files[0] / "submitted", course / "submitted")
-    return grade_nbgrader(dino, course)
+    return grade_nbgrader(assignment, course)

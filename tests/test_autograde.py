@@ -14,7 +14,7 @@ import time
 import pytest
 from corpus import LIMITS, class_results, grade_class, unit_points
 
-from autograder.course import COURSE_ROOT
+from autograder.course import COURSE_ROOT, assignment_ids
 from autograder.examples import examples, write_class
 from autograder.release import venv_env
 from autograder.submission import inspect
@@ -64,14 +64,15 @@ def test_an_unknown_assignment_is_refused_with_a_clear_message(tmp_path):
 
 
 @pytest.mark.slow
-def test_every_example_gets_its_status_and_exactly_its_honest_points(dino, catalogue, graded_class):
+@pytest.mark.parametrize("assignment", assignment_ids(), indirect=True)
+def test_every_example_gets_its_status_and_exactly_its_honest_points(assignment, graded_class):
     _, got = graded_class
     full = unit_points(got["ex-correct"])
-    assert sum(full.values()) == dino.max_score
+    assert sum(full.values()) == assignment.max_score
     wrong = {}
-    for name, example in catalogue.items():
+    for name, example in examples(assignment).EXAMPLES.items():
         result = got[f"ex-{name}"]
-        expected = {u: (full[u] if u in example.honest else 0.0) for u in dino.units}
+        expected = {u: (full[u] if u in example.honest else 0.0) for u in assignment.units}
         if result["status"] != example.status or unit_points(result) != expected:
             wrong[name] = (result["status"], unit_points(result))
     assert not wrong, wrong

@@ -10,9 +10,12 @@ from corpus import unit_points
 from autograder.course import Assignment, assignment_ids
 from autograder.examples import mutants
 
+IDS = assignment_ids()
+
 
 @pytest.mark.slow
-def test_every_planted_bug_costs_its_own_unit_and_no_other(dino, corpus, graded_class):
+@pytest.mark.parametrize("assignment", IDS, indirect=True)
+def test_every_planted_bug_costs_its_own_unit_and_no_other(assignment, corpus, graded_class):
     _, by_class = graded_class
     full = unit_points(by_class["ex-correct"])
     problems = {}
@@ -21,7 +24,7 @@ def test_every_planted_bug_costs_its_own_unit_and_no_other(dino, corpus, graded_
         points = unit_points(verdict)
         if points[entry.unit] >= full[entry.unit]:
             problems[entry.case] = f"not caught by the graders of {entry.unit}"
-        elif any(points[u] != full[u] for u in dino.units if u != entry.unit):
+        elif any(points[u] != full[u] for u in assignment.units if u != entry.unit):
             problems[entry.case] = f"also cost other units points: {points}"
         failed = [t["message"] for t in verdict["tests"].values() if not t["passed"]]
         if not all(message and "Traceback" not in message for message in failed):
@@ -30,14 +33,15 @@ def test_every_planted_bug_costs_its_own_unit_and_no_other(dino, corpus, graded_
 
 
 @pytest.mark.slow
-def test_every_correct_alternative_gets_full_marks(dino, corpus, graded_class):
+@pytest.mark.parametrize("assignment", IDS, indirect=True)
+def test_every_correct_alternative_gets_full_marks(assignment, corpus, graded_class):
     _, by_class = graded_class
     wrong = {e.case: {g: t["message"] for g, t in by_class[e.name]["tests"].items() if not t["passed"]}
-             for e in corpus if e.kind == "alternative" and by_class[e.name]["score"] != dino.max_score}
+             for e in corpus if e.kind == "alternative" and by_class[e.name]["score"] != assignment.max_score}
     assert not wrong, wrong
 
 
-@pytest.mark.parametrize("assignment_id", assignment_ids())
+@pytest.mark.parametrize("assignment_id", IDS)
 def test_every_unit_has_planted_bugs_and_the_suite_is_large_enough(assignment_id):
     assignment = Assignment.load(assignment_id)
     module = mutants(assignment)

@@ -1,0 +1,1 @@
+"""The graders of Assignment 2, Random teachers are good teachers."""
