@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from autograder.engine import Engine, Settings
     from autograder.nbgrader_hooks import Recorder
-    from autograder.report import print_table, write_feedback, write_reports
+    from autograder.report import print_table, write_course_index, write_feedback, write_reports
 
     root = args.course.resolve()
     course_root = args.root or (root if (root / "solutions" / args.assignment).is_dir() else COURSE_ROOT)
@@ -183,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.monotonic() - start
     results = [course.previous(s) or {"student": s, "status": "missing"} for s in students]
     paths = write_reports(course.reports(), results, assignment)
+    paths.append(write_course_index(course.reports().parent))
     if not args.quiet:
         print_table(results, assignment)
         if todo:

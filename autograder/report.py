@@ -210,3 +210,37 @@ def print_table(results: list[dict], assignment) -> None:
         cells = "  ".join(f"{points[u][0]:g}/{points[u][1]:g}".rjust(max(5, len(u))) for u in units)
         total = f"{r.get('score', 0):g}/{assignment.max_score:g}"
         print(f"{r['student']:<{width}}  {cells}  {total:>7}  {r['status']}")
+
+
+def write_course_index(reports: Path) -> Path:
+    """``reports/index.html`` and ``reports/grades.csv``: every assignment graded in this course folder side by side
+    (from each assignment's own ``grades.csv``): per student the total of each assignment, per assignment the
+    students, statuses and mean score, with a link to its report."""
+    tables = {}
+    for path in sorted(Path(reports).glob("*/grades.csv")):
+        with path.open(newline="") as handle:
+            tables[path.parent.name] = list(csv.DictReader(handle))
+    students = sorted({row["student"] for rows in tables.values() for row in rows})
+    with (Path(reports) / "grades.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["student", *(f"{a} total" for a in tables), *(f"{a} status" for a in tables)])
+        for student in students:
+            found = {a: next((r for r in rows if r["student"] == student), None) for a, rows in tables.items()}
+            writer.writerow([student, *(f["total"] if f else "" for f in found.values()),
+                             *(f["status"] if f else "not in the class" for f in found.values())])
+    rows = []
+    for aid, table in tables.items():
+        graded = [r for r in table if r["status"] not in ("missing", "invalid-notebook")]
+        mean = sum(float(r["total"]) for r in graded) / len(graded) if graded else 0.0
+        top = max((float(r["max_total"]) for r in table if float(r["max_total"] or 0)), default=0.0)
+        statuses = Counter(r["status"] for r in table)
+        rows.append(f"<tr><td><a href='{_e(aid)}/report.html'>{_e(aid)}</a></td><td>{len(table)}</td>"
+                    f"<td>{', '.join(f'{_e(s)} {n}' for s, n in statuses.most_common())}</td>"
+                    f"<td>{mean:.2f} / {top:g}</td></tr>")
+    index = Path(reports) / "index.html"
+    index.write_text(f"""<!doctype html><html><head><meta charset="utf-8"><title>Class reports</title>{STYLE}</head>
+<body><h1>Class reports</h1><p>Every assignment graded in this course folder; per-student totals of all of them in
+<a href="grades.csv">grades.csv</a>.</p><table><tr><th>assignment</th><th>students</th><th>status</th>
+<th>mean autograded score (graded submissions)</th></tr>{''.join(rows)}</table></body></html>
+""")
+    return index

@@ -229,3 +229,23 @@ def test_the_time_limits_of_the_units_add_up_within_the_submissions(dino):
     assert verdict["run"]["seconds"] <= limit + 5, verdict["run"]
     assert verdict["status"] == "timeout" and all(not t["passed"] for t in verdict["tests"].values()
                                                   if t["kind"] == "hidden")
+
+
+def test_the_course_index_shows_every_assignment_graded_in_the_folder(tmp_path):
+    from autograder.report import write_course_index, write_csv
+
+    def result(student, score, status="ok"):
+        return {"student": student, "status": status, "score": score, "max_score": 10,
+                "tests": {"t": {"unit": "u", "points": score, "max_points": 10, "passed": score == 10}}}
+
+    reports = tmp_path / "reports"
+    for aid, results in {"01_a": [result("ann", 10), result("bob", 4)],
+                         "02_b": [result("ann", 7), result("cy", 0, "timeout")]}.items():
+        (reports / aid).mkdir(parents=True)
+        write_csv(reports / aid / "grades.csv", results, ["u"])
+    index = write_course_index(reports).read_text()
+    assert "01_a/report.html" in index and "02_b/report.html" in index and "7.00 / 10" in index
+    rows = list(csv.reader((reports / "grades.csv").open()))
+    assert rows[0] == ["student", "01_a total", "02_b total", "01_a status", "02_b status"]
+    assert rows[1:] == [["ann", "10", "7", "ok", "ok"], ["bob", "4", "", "ok", "not in the class"],
+                        ["cy", "", "0", "not in the class", "timeout"]]
