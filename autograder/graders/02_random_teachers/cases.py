@@ -19,7 +19,8 @@ def small_net(seed: int) -> nn.Module:
     """A small convolutional network with BatchNorm (8x8 images -> 5 outputs). The convolution has no bias: before a
     BatchNorm its gradient is zero up to rounding, and an optimiser would follow the rounding."""
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 5))
+    return nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(4 * 6 * 6, 5))
 
 
 def images(seed: int, n: int = 16) -> torch.Tensor:
