@@ -1,5 +1,5 @@
-"""The networks of Assignment 2 and of the experiment bed (given code): encoders for 28x28 images built from
-torchvision's and timm's own constructors, and the projection head of the random-teacher study.
+"""The encoders of Assignment 2 and of the experiment bed (given code), for 28x28 images, built from torchvision's and
+timm's own constructors (the projection head is Assignment 2's given code: it is close to Assignment 1's answer).
 
 * ``resnet18``: torchvision's ResNet-18 with the CIFAR stem (a 3x3 convolution of stride 1 and no max-pool), as the
   study uses for 32x32 images; it takes 28x28 images as they are.
@@ -7,20 +7,15 @@ torchvision's and timm's own constructors, and the projection head of the random
   need 32x32 inputs, so 28x28 images are zero-padded by 2 pixels on every side first.
 * ``vit_tiny``: the ViT-tiny of Assignment 1 (timm, patch size 4, 28x28 images).
 * ``flatten``: raw pixels, for a baseline.
-
-``DistillationModel`` = encoder + :class:`ProjectionHead`: an MLP, an L2-normalised bottleneck and a last layer whose
-weight rows are L2-normalised in the forward pass (so the output is a cosine similarity to ``out_dim`` prototypes).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import torch
 import torchvision
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
-from torch.nn import functional as F
 
 
 def resnet18() -> nn.Module:
@@ -56,41 +51,3 @@ def make_encoder(name: str) -> tuple[nn.Module, int]:
         raise ValueError(f"unknown encoder {name!r}: choose one of {', '.join(ENCODERS)}")
     constructor, dim = ENCODERS[name]
     return constructor(), dim
-
-
-class ProjectionHead(nn.Module):
-    """MLP (``hidden_dims``, GELU) -> linear to ``bottleneck_dim`` -> L2 normalisation -> last linear layer without
-    bias to ``out_dim``, its weight rows L2-normalised in every forward pass (``normalize_last=True``)."""
-
-    def __init__(self, in_dim: int, out_dim: int, hidden_dims=(2048, 2048), bottleneck_dim: int = 256,
-                 normalize_last: bool = True):
-        super().__init__()
-        dims = [in_dim, *hidden_dims]
-        layers: list[nn.Module] = []
-        for a, b in zip(dims[:-1], dims[1:], strict=True):
-            layers += [nn.Linear(a, b), nn.GELU()]
-        layers.append(nn.Linear(dims[-1], bottleneck_dim))
-        self.mlp = nn.Sequential(*layers)
-        self.last_layer = nn.Linear(bottleneck_dim, out_dim, bias=False)
-        self.normalize_last = normalize_last
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.normalize(self.mlp(x), dim=-1)
-        weight = F.normalize(self.last_layer.weight, dim=-1) if self.normalize_last else self.last_layer.weight
-        return F.linear(x, weight)
-
-
-class DistillationModel(nn.Module):
-    """An encoder and its projection head; ``embed`` gives the encoder's features (what the probes see)."""
-
-    def __init__(self, encoder: str = "resnet18", out_dim: int = 65536, hidden_dims=(2048, 2048),
-                 bottleneck_dim: int = 256, normalize_last: bool = True):
-        super().__init__()
-        self.encoder, dim = make_encoder(encoder)
-        self.head = ProjectionHead(dim, out_dim, hidden_dims, bottleneck_dim, normalize_last)
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(x))

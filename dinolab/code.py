@@ -2,8 +2,8 @@
 cells are executed into modules, exactly as the graders load the reference solution.
 
 From Assignment 1: ``DINOLoss`` (centering), ``EMAWrapper``, ``CosineSchedule``. From Assignment 2:
-``FrozenTeacher``, ``init_student``, ``DistillationLoss``, ``distill_epoch``, ``knn_accuracy``,
-``train_linear_probe``, ``probe_accuracy``.
+``DistillationModel`` (encoder + head), ``FrozenTeacher``, ``init_student``, ``DistillationLoss``, ``distill_epoch``,
+``knn_accuracy``, ``train_linear_probe``, ``probe_accuracy``.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from autograder.notebook import load_definitions
 
 NOTEBOOKS = {"dino": "01_dino/dino.ipynb", "random_teachers": "02_random_teachers/random_teachers.ipynb"}
 NEEDED = {"dino": ("DINOLoss", "EMAWrapper", "CosineSchedule"),
-          "random_teachers": ("FrozenTeacher", "init_student", "DistillationLoss", "distill_epoch", "knn_accuracy",
-                              "train_linear_probe", "probe_accuracy")}
+          "random_teachers": ("DistillationModel", "FrozenTeacher", "init_student", "DistillationLoss", "distill_epoch",
+                              "knn_accuracy", "train_linear_probe", "probe_accuracy")}
 
 
 class CodeError(RuntimeError):

@@ -158,6 +158,8 @@ def convert(option: Option, value):
             parse_schedule(value, name)
         elif kind in ("str", "optional-str"):
             value = str(value)
+    except ConfigError:
+        raise
     except (TypeError, ValueError):
         raise ConfigError(f"{name}: expected {kind.replace('optional-', 'null or ')}, got {value!r}") from None
     if option.choices and value not in option.choices:
@@ -215,7 +217,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m dinolab", description="Train DINO or distil a random teacher; "
                                 "defaults are Assignment 1's full DINO, --from_json overrides them, flags override "
                                 "the JSON. Results: $DINO_RESULTS/<name>/ (default results/). Data: $DINO_DATA.",
-                                argument_default=argparse.SUPPRESS)
+                                argument_default=argparse.SUPPRESS, allow_abbrev=False)
     p.add_argument("--from_json", type=Path, help="JSON file of options (see configs/)")
     for group in GROUPS:
         g = p.add_argument_group(group)

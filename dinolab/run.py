@@ -21,9 +21,9 @@ import torch
 from tqdm.auto import tqdm
 
 from dinocourse.data import PATHMNIST_MEAN, PATHMNIST_STD, PathMNIST
-from dinocourse.models import DistillationModel
 from dinocourse.views import BatchedViews
 from dinolab.code import Code, load
+from dinolab.config import parse_schedule
 
 MEAN = torch.tensor(PATHMNIST_MEAN).view(1, 3, 1, 1)
 STD = torch.tensor(PATHMNIST_STD).view(1, 3, 1, 1)
@@ -99,9 +99,9 @@ class GlobalViewsOnly(torch.nn.Module):
         return self.teacher(views[: self.num_global * batch])
 
 
-def schedule(code: Code, spec, total_steps: int):
-    spec = spec if isinstance(spec, dict) else {"base_value": float(spec), "final_value": float(spec)}
-    made = code.dino.CosineSchedule(**spec)
+def schedule(code: Code, spec, name: str, total_steps: int):
+    """Assignment 1's CosineSchedule for a number or a ``cos(...)`` option value."""
+    made = code.dino.CosineSchedule(**parse_schedule(spec, name))
     made.init(total_steps)
     return made
 
@@ -174,7 +174,8 @@ def run(config: dict, out: Path | None = None, progress: bool = True) -> Path:
 
     def model(model_seed):
         torch.manual_seed(model_seed)
-        return DistillationModel(config["enc"], config["out_dim"], config["hid_dims"], config["l2bot_dim"]).to(device)
+        made = rt.DistillationModel(config["enc"], config["out_dim"], config["hid_dims"], config["l2bot_dim"])
+        return made.to(device)
 
     teacher_net = model(config["t_init_seed"] if config["t_init_seed"] is not None else seed)
     random_net = model(config["s_init_seed"] if config["s_init_seed"] is not None else seed + 1000)
@@ -188,7 +189,7 @@ def run(config: dict, out: Path | None = None, progress: bool = True) -> Path:
     steps_per_epoch = len(batches)
     total = min(config["n_epochs"] * steps_per_epoch, config["n_steps"] or math.inf)
     epochs = math.ceil(total / steps_per_epoch)
-    sched = {k: schedule(code, config[k], int(total)) for k in ("t_mom", "t_temp", "opt_lr", "opt_wd")}
+    sched = {k: schedule(code, config[k], k, int(total)) for k in ("t_mom", "t_temp", "opt_lr", "opt_wd")}
     lr_scale = config["bs_train"] / 256
     if config["t_cmom"] is not None:
         dino_loss = code.dino.DINOLoss(config["out_dim"], batches.num_global, batches.num_local, config["s_temp"],

@@ -4,6 +4,7 @@ local executor), and no algorithm of its own (it runs the solution notebooks' co
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -54,7 +55,7 @@ def test_flags_override_the_json_which_overrides_the_defaults(tmp_path):
     (["--mc", "1x28", "--augs", "none", "--t_cmom", "null"], "loss_pairing 'opposite' needs at least two views"),
 ])
 def test_bad_values_are_clear_errors(argv, message):
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         resolve(argv)
 
 

@@ -1,4 +1,4 @@
-"""End to end: the solution notebook and the demo run headless in the tiny budget."""
+"""End to end: the solution notebooks and the demo run headless in the tiny budget."""
 
 from __future__ import annotations
 
@@ -39,6 +39,32 @@ def test_solution_notebook_runs_end_to_end_in_the_tiny_budget(dino, tmp_path):
     assert all(0 <= a <= 1 for a in summary["knn_accuracy"].values())
     assert {p.stem for p in save_figures(nb, tmp_path / "figures")} == FIGURES
     assert [p.name for p in (tmp_path / "results").glob("*.pth")] == ["dino_tiny_sample_out256_views2+2_seed0.pth"]
+
+
+@pytest.mark.slow
+def test_assignment_2_runs_end_to_end_in_the_tiny_budget(tmp_path):
+    from autograder.course import Assignment
+
+    random_teachers = Assignment.load("02_random_teachers")
+    nb = execute(random_teachers.solution_path, out=tmp_path / "executed.ipynb", cwd=tmp_path,
+                 env={"DINO_MODE": "tiny", "DINO_RESULTS": str(tmp_path / "results")}, log=None)
+    assert not [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    test_cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code"]
+    assert len(test_cells) == 2 * len(random_teachers.units)
+    for cell in test_cells:
+        streams = {o.get("name"): o.get("text", "") for o in cell.outputs if o.output_type == "stream"}
+        assert "stderr" not in streams and ("successful" in streams["stdout"] or "passed" in streams["stdout"])
+    summary = json.loads((tmp_path / "results" / "summary.json").read_text())
+    assert (summary["mode"], summary["encoder"], summary["epochs"]) == ("tiny", "vgg11_bn", 1)
+    assert set(summary["probes"]) == {"raw pixels", "teacher", "student"}
+    assert set(summary["alpha_sweep"]) == {"0", "1"} and "generation 2" in summary["generations"]
+    accuracies = [a for probes in summary["probes"].values() for a in probes.values()]
+    assert all(0 <= a <= 1 for a in accuracies)
+    # the student starts as the teacher's copy: before distillation its probes are the teacher's
+    assert summary["student_history"][0]["k-NN"] == summary["probes"]["teacher"]["k-NN"]
+    assert summary["student_history"][0]["linear"] == summary["probes"]["teacher"]["linear"]
+    assert {p.stem for p in save_figures(nb, tmp_path / "figures")} == {"teacher-vs-student", "alpha-sweep",
+                                                                        "generations-and-noise"}
 
 
 @pytest.mark.slow
