@@ -60,18 +60,29 @@ def graded_class(assignment, corpus_files, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def graded_cli(assignment, corpus_files, tmp_path_factory):
-    from corpus import grade_cli
+def cross_path(corpus):
+    """What the other grading paths grade (the class path grades the whole corpus): every example, every correct
+    alternative and the first planted bug of each unit; the engine is the same code for all of them."""
+    from corpus import cross_path_sample
 
-    return grade_cli(assignment, corpus_files[1], tmp_path_factory.mktemp("cli") / "grades.json")
+    return cross_path_sample(corpus)
 
 
 @pytest.fixture(scope="session")
-def graded_nbgrader(assignment, corpus_files, tmp_path_factory):
+def graded_cli(assignment, corpus_files, cross_path, tmp_path_factory):
+    from corpus import grade_cli
+
+    paths = {e.name: corpus_files[1][e.name] for e in cross_path}
+    return grade_cli(assignment, paths, tmp_path_factory.mktemp("cli") / "grades.json")
+
+
+@pytest.fixture(scope="session")
+def graded_nbgrader(assignment, corpus_files, cross_path, tmp_path_factory):
     import shutil
 
     from corpus import grade_nbgrader
 
     course = tmp_path_factory.mktemp("nbgrader")
-    shutil.copytree(corpus_files[0] / "submitted", course / "submitted")
+    for entry in cross_path:
+        shutil.copytree(corpus_files[0] / "submitted" / entry.name, course / "submitted" / entry.name)
     return grade_nbgrader(assignment, course)

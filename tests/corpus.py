@@ -48,6 +48,15 @@ def entries(assignment: Assignment) -> list[Entry]:
     return out
 
 
+def cross_path_sample(corpus: list[Entry]) -> list[Entry]:
+    """Every example and alternative, and the first planted bug of each unit."""
+    first_bugs = {}
+    for entry in corpus:
+        if entry.kind == "mutant":
+            first_bugs.setdefault(entry.unit, entry)
+    return [e for e in corpus if e.kind != "mutant" or first_bugs[e.unit] is e]
+
+
 def write(assignment: Assignment, course: Path, corpus: list[Entry]) -> dict[str, Path]:
     """Write every entry as ``course/submitted/<name>/<id>/<notebook>``."""
     catalogue, module = examples(assignment).EXAMPLES, mutants(assignment)

@@ -18,11 +18,11 @@ VISIBLY_CAUGHT = {"01_dino": "mut-same-view-pairs-not-skipped",
 pytestmark = [pytest.mark.slow, pytest.mark.parametrize("assignment", assignment_ids(), indirect=True)]
 
 
-def test_class_grade_and_plain_nbgrader_give_every_notebook_the_same_points(assignment, corpus, graded_class,
+def test_class_grade_and_plain_nbgrader_give_every_notebook_the_same_points(assignment, cross_path, graded_class,
                                                                           graded_cli, graded_nbgrader):
     _, by_class = graded_class
     differences = {}
-    for entry in corpus:
+    for entry in cross_path:
         paths = {"autograde": points_per_test(by_class[entry.name]),
                  "grade": points_per_test(graded_cli[entry.name]),
                  "nbgrader": graded_nbgrader[entry.name]}
@@ -34,9 +34,9 @@ def test_class_grade_and_plain_nbgrader_give_every_notebook_the_same_points(assi
         assert sum(graded_nbgrader["ex-monkeypatch"].values()) == 0
 
 
-def test_the_grade_command_reports_status_and_score_of_each_notebook(corpus, graded_class, graded_cli):
+def test_the_grade_command_reports_status_and_score_of_each_notebook(cross_path, graded_class, graded_cli):
     _, by_class = graded_class
-    for entry in corpus:
+    for entry in cross_path:
         got = graded_cli[entry.name]
         assert (got["status"], got["score"]) == (by_class[entry.name]["status"], by_class[entry.name]["score"]), \
             entry.name
@@ -65,13 +65,13 @@ def _kernel_verdicts(assignment, notebooks: dict) -> dict[str, dict[str, bool]]:
     return verdicts
 
 
-def test_a_visible_test_earns_its_points_exactly_when_its_code_passes_in_a_kernel(assignment, corpus, corpus_files,
-                                                                                  graded_class):
-    """Over every example that a kernel can run to its end, every planted bug and every correct alternative."""
+def test_a_visible_test_earns_its_points_exactly_when_its_code_passes_in_a_kernel(assignment, cross_path,
+                                                                                  corpus_files, graded_class):
+    """Over every example that a kernel can run to its end, every correct alternative and a planted bug per unit."""
     from autograder.examples import examples
 
     catalogue = examples(assignment).EXAMPLES
-    runnable = {e.name: corpus_files[1][e.name] for e in corpus
+    runnable = {e.name: corpus_files[1][e.name] for e in cross_path
                 if e.kind != "example" or (e.status in ("ok", "tampered") and not catalogue[e.case].hostile)}
     kernel = _kernel_verdicts(assignment, runnable)
     _, by_class = graded_class

@@ -53,8 +53,8 @@ MUTANTS = {
         "    nearest = (test_features @ train_features.T).topk(k, dim=1).indices"),
     "only the nearest neighbour votes": ("knn_probe", "distances.topk(k, dim=1, largest=False)",
                                          "distances.topk(1, dim=1, largest=False)"),
-    "ties go to the largest label": ("knn_probe", "    predictions = train_labels[nearest].mode(dim=1).values",
-                                     "    predictions = -(-train_labels[nearest]).mode(dim=1).values"),
+    "ties go to the largest label": ("knn_probe", "    predictions = votes.argmax(dim=1)",
+                                     "    predictions = votes.shape[1] - 1 - votes.flip(1).argmax(dim=1)"),
     "linear probe trains one epoch": ("linear_probe", "    for _ in range(epochs):\n", "    for _ in range(1):\n"),
     "linear probe with as many classes as labels": ("linear_probe",
                                                     "layer = nn.Linear(features.shape[1], num_classes)",
@@ -132,20 +132,23 @@ ALTERNATIVES = {
         every = itertools.product(range(self.num_views), repeat=2)
         keep = {"same": lambda i, j: i == j, "opposite": lambda i, j: i != j, "all": lambda i, j: True}
         return [(i, j) for i, j in every if keep[self.pairing](i, j)]"""),
-    "k-NN with squared distances and bincount votes": (
+    "k-NN with a stable sort, bincount votes and a loop": (
         "knn_probe",
         """    distances = torch.cdist(test_features, train_features)
     nearest = distances.topk(k, dim=1, largest=False).indices
-    predictions = train_labels[nearest].mode(dim=1).values
+    votes = F.one_hot(train_labels[nearest], int(train_labels.max()) + 1).sum(dim=1)  # (N_test, labels)
+    predictions = votes.argmax(dim=1)  # the first of equal maxima: the smallest label
     return (predictions == test_labels).float().mean().item()""",
-        """    squared = (test_features ** 2).sum(1, keepdim=True) - 2 * test_features @ train_features.T \\
-        + (train_features ** 2).sum(1)
-    nearest = torch.argsort(torch.cdist(test_features, train_features), dim=1, stable=True)[:, :k]
-    del squared
+        """    nearest = torch.argsort(torch.cdist(test_features, train_features), dim=1, stable=True)[:, :k]
     num_labels = int(train_labels.max()) + 1
     votes = torch.stack([torch.bincount(row, minlength=num_labels) for row in train_labels[nearest]])
     correct = sum(int(v.argmax() == y) for v, y in zip(votes, test_labels))
     return correct / len(test_labels)"""),
+    "k-NN vote by torch.mode": (
+        "knn_probe",
+        "    votes = F.one_hot(train_labels[nearest], int(train_labels.max()) + 1).sum(dim=1)  # (N_test, labels)\n"
+        "    predictions = votes.argmax(dim=1)  # the first of equal maxima: the smallest label\n",
+        "    predictions = train_labels[nearest].mode(dim=1).values\n"),
     "linear probe with a DataLoader": (
         "linear_probe",
         """    for _ in range(epochs):

@@ -9,7 +9,7 @@ from autograder.checks import expect, expect_close
 from .cases import KNN_CASES, knn_case
 
 HINT = ("Take the k training points with the smallest Euclidean distance (torch.cdist, topk(largest=False)), "
-        "predict the most common of their labels (torch.mode: a tie goes to the smallest label) and return the "
+        "predict the most common of their labels (a tie of votes goes to the smallest label) and return the "
         "share of correct predictions")
 
 
