@@ -114,13 +114,16 @@ def optimizer_of(config: dict, params, lr: float):
 
 @torch.no_grad()
 def features(model, images: torch.Tensor, device, batch_size: int = 512) -> torch.Tensor:
+    """Encoder features in evaluation mode; every layer's mode is restored afterwards (a frozen teacher's BatchNorm
+    must stay in evaluation mode, whatever a wrapper's .train() would do)."""
     if model is None:
         return normalise(images).flatten(1)
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]
     model.eval()
     out = torch.cat([model.embed(normalise(images[i:i + batch_size]).to(device)).cpu()
                      for i in range(0, len(images), batch_size)])
-    model.train(was_training)
+    for module, mode in modes:
+        module.training = mode
     return out
 
 
@@ -133,9 +136,11 @@ def probe(code: Code, model, data: dict, config: dict, device) -> dict:
         knn += rt.knn_accuracy(train_f, data["train_y"], test_f[part], data["test_y"][part],
                                k=config["probing_k"]) * len(test_f[part]) / n
     mean, std = train_f.mean(0), train_f.std(0) + 1e-6
-    layer = rt.train_linear_probe((train_f - mean) / std, data["train_y"], int(data["train_y"].max()) + 1,
-                                  epochs=config["probing_epochs"], batch_size=config["probing_bs"],
-                                  seed=config["seed"])
+    with torch.random.fork_rng(devices=[]):  # the same initial probe for every model: only the features differ
+        torch.manual_seed(config["seed"])
+        layer = rt.train_linear_probe((train_f - mean) / std, data["train_y"], int(data["train_y"].max()) + 1,
+                                      epochs=config["probing_epochs"], batch_size=config["probing_bs"],
+                                      seed=config["seed"])
     return {"knn": knn, "linear": rt.probe_accuracy(layer, (test_f - mean) / std, data["test_y"])}
 
 

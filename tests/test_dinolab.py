@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from autograder.course import COURSE_ROOT
 from autograder.release import venv_env
@@ -90,6 +91,16 @@ def test_the_bed_writes_no_algorithm_of_its_own():
         assert algorithm not in source, f"dinolab computes {algorithm} itself"
 
 
+def fresh_teacher_state(config: dict) -> dict:
+    """The weights and statistics of the run's teacher as it was made (the bed seeds it with the run's seed)."""
+    from dinolab.code import load
+
+    torch.manual_seed(config["seed"])
+    model = load().random_teachers.DistillationModel(config["enc"], config["out_dim"], config["hid_dims"],
+                                                     config["l2bot_dim"])
+    return model.state_dict()
+
+
 @pytest.mark.slow
 def test_one_random_teacher_run_writes_its_folder(tmp_path):
     result = dinolab("--from_json", COURSE_ROOT / "configs" / "random_teacher_sample.json", *TINY, "--n_epochs", 2,
@@ -104,9 +115,12 @@ def test_one_random_teacher_run_writes_its_folder(tmp_path):
     assert [m["epoch"] for m in metrics] == [0, 1, 2] and metrics[2]["step"] == 2 * (32 // 16)
     assert all(0 <= m[who][probe] <= 1 for m in metrics for who in ("student", "teacher")
                for probe in ("knn", "linear"))
-    # the frozen teacher never changes: its probes are the same before and after
-    assert metrics[0]["teacher"] == metrics[2]["teacher"]
-    assert metrics[0]["student"] == metrics[0]["teacher"]  # the student starts as its copy
+    # the frozen teacher never changes (probing it must not switch its BatchNorm to training mode): its probes are
+    # the same before and after; the student starts as its copy, so its probes start as the teacher's
+    assert metrics[0]["teacher"] == metrics[1]["teacher"] == metrics[2]["teacher"]
+    assert metrics[0]["student"] == metrics[0]["teacher"]
+    saved = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert all(saved["teacher"][k].equal(v) for k, v in fresh_teacher_state(config).items())
     assert len(json.loads((out / "losses.json").read_text())) == 4
 
 
