@@ -71,7 +71,8 @@ def main(argv: list[str]) -> int:
                    "(repeat for a product grid)")
     p.add_argument("--jobs", type=int, default=2, help="runs at once (default 2)")
     p.add_argument("--executor", choices=("processes", "submitit"), default="processes")
-    p.add_argument("--cluster", default="local", help="submitit's cluster: local, slurm or debug (default local)")
+    p.add_argument("--cluster", choices=("local", "slurm", "debug"), default="local",
+                   help="submitit's executor: local processes, slurm jobs, or debug (in this process)")
     p.add_argument("--timeout_min", type=int, default=60, help="submitit: minutes a job may take")
     p.add_argument("--slurm_partition", default=None, help="submitit with slurm: the partition")
     args, rest = p.parse_known_args(argv)
@@ -93,13 +94,16 @@ def main(argv: list[str]) -> int:
     else:
         import submitit
 
-        executor = submitit.AutoExecutor(folder=results_root() / "submitit" / "%j", cluster=args.cluster)
-        executor.update_parameters(timeout_min=args.timeout_min, cpus_per_task=runs[0]["threads"])
-        if args.cluster == "local":
-            executor.update_parameters(local_max_jobs=args.jobs) if "local_max_jobs" in \
-                executor._executor._valid_parameters() else None
-        if args.slurm_partition:
-            executor.update_parameters(slurm_partition=args.slurm_partition)
+        folder = results_root() / "submitit" / "%j"
+        if args.cluster == "slurm":
+            executor = submitit.SlurmExecutor(folder=folder)
+            executor.update_parameters(time=args.timeout_min, cpus_per_task=runs[0]["threads"],
+                                       **({"partition": args.slurm_partition} if args.slurm_partition else {}))
+        elif args.cluster == "local":
+            executor = submitit.LocalExecutor(folder=folder)
+            executor.update_parameters(timeout_min=args.timeout_min)
+        else:
+            executor = submitit.DebugExecutor(folder=folder)
         jobs = executor.map_array(run_quietly, runs)
         print(f"submitted job(s) {', '.join(j.job_id for j in jobs)}; logs in {results_root() / 'submitit'}")
         folders = [job.result() for job in jobs]
