@@ -24,7 +24,8 @@ from pathlib import Path
 
 from autograder.course import COURSE_ROOT, Assignment, source_of
 
-INSTRUCTOR_ONLY = {"nbgrader", "pytest", "nbclient", "nbformat", "ruff", "submitit", "setuptools"}  # packages students do not need
+# packages students do not need
+INSTRUCTOR_ONLY = {"nbgrader", "pytest", "nbclient", "nbformat", "ruff", "submitit", "setuptools"}
 MAX_DATA_BYTES = 20 << 20  # a data file larger than this is a download, not part of the kit
 
 
