@@ -61,8 +61,8 @@ def graded_class(assignment, corpus_files, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def cross_path(corpus):
-    """What the other grading paths grade (the class path grades the whole corpus): every example, every correct
-    alternative and the first planted bug of each unit; the engine is the same code for all of them."""
+    """What the other grading paths grade (the class path grades the whole corpus): every example, and the first
+    planted bug and the first correct alternative of each unit; the engine is the same code for all of them."""
     from corpus import cross_path_sample
 
     return cross_path_sample(corpus)

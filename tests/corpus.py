@@ -49,12 +49,12 @@ def entries(assignment: Assignment) -> list[Entry]:
 
 
 def cross_path_sample(corpus: list[Entry]) -> list[Entry]:
-    """Every example and alternative, and the first planted bug of each unit."""
-    first_bugs = {}
+    """Every example, and the first planted bug and the first correct alternative of each unit."""
+    first = {}
     for entry in corpus:
-        if entry.kind == "mutant":
-            first_bugs.setdefault(entry.unit, entry)
-    return [e for e in corpus if e.kind != "mutant" or first_bugs[e.unit] is e]
+        if entry.kind != "example":
+            first.setdefault((entry.kind, entry.unit), entry)
+    return [e for e in corpus if e.kind == "example" or first[(e.kind, e.unit)] is e]
 
 
 def write(assignment: Assignment, course: Path, corpus: list[Entry]) -> dict[str, Path]:

@@ -67,7 +67,7 @@ def _kernel_verdicts(assignment, notebooks: dict) -> dict[str, dict[str, bool]]:
 
 def test_a_visible_test_earns_its_points_exactly_when_its_code_passes_in_a_kernel(assignment, cross_path,
                                                                                   corpus_files, graded_class):
-    """Over every example that a kernel can run to its end, every correct alternative and a planted bug per unit."""
+    """Over every example that a kernel can run to its end, and a planted bug and a correct alternative per unit."""
     from autograder.examples import examples
 
     catalogue = examples(assignment).EXAMPLES
