@@ -144,17 +144,6 @@ def probe(code: Code, model, data: dict, config: dict, device) -> dict:
     return {"knn": knn, "linear": rt.probe_accuracy(layer, (test_f - mean) / std, data["test_y"])}
 
 
-class Embedder(torch.nn.Module):
-    """A teacher (frozen or EMA) seen through its encoder, for the probes."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def embed(self, x):
-        return self.model.embed(x)
-
-
 class _Done(Exception):
     """n_steps reached within an epoch."""
 
@@ -234,7 +223,7 @@ def run(config: dict, out: Path | None = None, progress: bool = True) -> Path:
 
     metrics = [{"epoch": 0, "step": 0, "loss": None, "raw_pixels": probe(code, None, data, config, device),
                 "student": probe(code, student, data, config, device),
-                "teacher": probe(code, Embedder(teacher_net), data, config, device)}]
+                "teacher": probe(code, teacher_net, data, config, device)}]
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     set_hyperparameters()
     start = time.perf_counter()
@@ -250,7 +239,7 @@ def run(config: dict, out: Path | None = None, progress: bool = True) -> Path:
                  "seconds": round(time.perf_counter() - start, 1)}
         if epoch % config["probe_every"] == 0 or epoch == epochs:
             entry["student"] = probe(code, student, data, config, device)
-            entry["teacher"] = probe(code, Embedder(teacher_net), data, config, device)
+            entry["teacher"] = probe(code, teacher_net, data, config, device)
         metrics.append(entry)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
         if config["save_ckpt"]:
