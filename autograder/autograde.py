@@ -21,6 +21,7 @@ checks failed most often, every submission whose status is not ``ok``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -32,7 +33,9 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder.course import COURSE_ROOT, Assignment, CourseError
+from autograder.course import COURSE_ROOT, Assignment, CourseError, private_files
+from autograder.engine import NOT_GRADED, NOT_RECORDED, Engine, Settings
+from autograder.report import explain, print_table, write_feedback
 from autograder.sandbox import Limits
 
 
@@ -76,11 +79,8 @@ class Course:
         return Path(self.db_url[len("sqlite:///"):]) if self.db_url.startswith("sqlite:///") else None
 
     def private_paths(self) -> list[Path]:
-        """What a submission must not read or write: everything of the course but the released notebooks."""
-        paths = [self.root / name for name in ("submitted", "autograded", "feedback", "reports", "gradebook.db",
-                                               "source", "solutions", ".git")]
-        if self.sqlite_file:
-            paths.append(self.sqlite_file)
+        """What a submission must not read or write: everything of the course folder but the released notebooks."""
+        paths = private_files(self.root) + ([self.sqlite_file] if self.sqlite_file else [])
         return list(dict.fromkeys(path.resolve() for path in paths))
 
     def _gradebook_students(self) -> list[str]:
@@ -98,18 +98,95 @@ class Course:
             return None
 
     def needs_grading(self, student: str) -> bool:
+        """Not graded yet, changed since, graded by another version of the grader, or not graded at all last time."""
         previous = self.previous(student)
+        return not (previous and previous.get("status") != NOT_GRADED and self.unchanged(student, previous))
+
+    def unchanged(self, student: str, previous: dict) -> bool:
         path = self.submission(student)
-        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
-        return not (previous and previous.get("grader") == self.assignment.fingerprint
-                    and previous.get("sha256") == digest)
+        try:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+        except OSError:
+            return False
+        return previous.get("grader") == self.assignment.fingerprint and previous.get("sha256") == digest
 
 
 def grade_student(engine, course: Course, student: str) -> tuple[dict, bytes | None]:
     path = course.submission(student)
-    raw = path.read_bytes() if path.is_file() else None
-    verdict = engine.grade(raw, path.name)
+    raw = None
+    try:
+        raw = path.read_bytes() if path.is_file() else None
+    except OSError as err:
+        verdict = engine.not_graded(f"its file could not be read ({type(err).__name__}: {err.strerror or err}); "
+                                    "check the file's permissions, then run autograde again")
+    else:
+        verdict = engine.grade(raw, path.name)
     return {"student": student, "notebook": str(path), **verdict}, raw
+
+
+class LazyRecorder:
+    """nbgrader's recorder, made when the first verdict arrives (once: a failure to make it stays that failure)."""
+
+    def __init__(self, course: Course, stage: Path):
+        self.course, self.stage = course, stage
+        self._recorder, self._error = None, None
+
+    def record(self, result: dict, raw: bytes | None) -> list[str]:
+        from autograder.nbgrader_hooks import Recorder
+
+        with warnings.catch_warnings():  # nbgrader's SQLAlchemy warns about its own session use
+            warnings.simplefilter("ignore")
+            if self._error is None and self._recorder is None:
+                try:
+                    self._recorder = Recorder(self.course, self.course.assignment, self.stage)
+                except Exception as err:  # noqa: BLE001 - reported for every student it concerns
+                    self._error = err
+            if self._error is not None:
+                raise self._error
+            return self._recorder.record(result, raw)
+
+
+def write_result(path: Path, result: dict) -> None:
+    """A student's result file, written atomically and last: its presence means "graded and recorded"."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.with_suffix(".tmp").write_text(json.dumps(result, indent=1))
+    path.with_suffix(".tmp").replace(path)
+
+
+def finish(course: Course, recorder, result: dict, raw: bytes | None) -> dict:
+    """Everything after one student's verdict: nbgrader's gradebook, the feedback page, the result file. A step that
+    fails stays with this student: the status becomes ``not-recorded``, saying what failed and what to do; the
+    points stay the verdict's, and no other student is touched."""
+    result = dict(result)
+    result["status"] = result.pop("graded_status", result["status"])  # a retry starts from the verdict
+    result.pop("not_recorded", None)
+    failures = []
+    try:
+        result["recording"] = recorder.record(result, raw)
+    except Exception as err:  # noqa: BLE001 - whatever it is, it concerns this student only
+        failures.append(f"recording it in nbgrader's gradebook failed ({_error(err)})")
+    try:
+        write_feedback(course.feedback(result["student"]), result)
+    except Exception as err:  # noqa: BLE001
+        failures.append(f"writing its feedback page failed ({_error(err)})")
+    result = not_recorded(result, failures)
+    try:
+        write_result(course.result_file(result["student"]), result)
+    except Exception as err:  # noqa: BLE001
+        result = not_recorded(result, [f"writing its result file failed ({_error(err)})"])
+    return result
+
+
+def _error(err: BaseException) -> str:
+    return f"{type(err).__name__}: {str(err).strip() or 'no message'}"
+
+
+def not_recorded(result: dict, failures: list[str]) -> dict:
+    """The result with the steps that failed after grading (none: unchanged)."""
+    if not failures:
+        return result
+    return {**result, "status": NOT_RECORDED, "graded_status": result.get("graded_status", result["status"]),
+            "not_recorded": [*result.get("not_recorded", []), *failures]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,9 +206,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-sandbox", action="store_true", help="do not use bubblewrap (resource limits only)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no class table")
     args = parser.parse_args(argv)
-    from autograder.engine import Engine, Settings
-    from autograder.nbgrader_hooks import Recorder
-    from autograder.report import print_table, write_course_index, write_feedback, write_reports
 
     root = args.course.resolve()
     course_root = args.root or (root if (root / "solutions" / args.assignment).is_dir() else COURSE_ROOT)
@@ -143,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             raise CourseError(f"no submissions: expected {course.submitted()}/<student>/{assignment.id}/"
                               f"{assignment.notebook}")
         todo = [s for s in students if args.force or course.needs_grading(s)]
+        retry = [s for s in students if s not in todo and (course.previous(s) or {}).get("status") == NOT_RECORDED]
         workers = max(1, min(args.workers, len(todo) or 1))
         settings = Settings(Limits(timeout=args.timeout, memory_mb=args.memory), workers=workers,
                             sandbox=not args.no_sandbox)
@@ -154,40 +229,67 @@ def main(argv: list[str] | None = None) -> int:
         print(f"WARNING: {warning}", file=sys.stderr)
     if not args.quiet:
         print(f"{assignment.id}: {len(students)} students, {len(todo)} to grade, {len(students) - len(todo)} "
-              f"already graded; {workers} worker(s); isolation: {engine.sandbox.isolation.describe()}")
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"  # alembic
+              f"already graded" + (f" ({len(retry)} to record again)" if retry else "") + f"; {workers} worker(s); "
+              f"isolation: {engine.sandbox.isolation.describe()}")
     start = time.monotonic()
-    from tqdm import tqdm
-
     try:
-        with ThreadPoolExecutor(max_workers=workers) as pool, tempfile.TemporaryDirectory(prefix="stage-") as stage:
-            recorder = None
-            futures = [pool.submit(grade_student, engine, course, s) for s in todo]
-            bar = tqdm(total=len(todo), desc=f"autograde {assignment.id}", unit="nb", disable=args.quiet or None)
-            for future in as_completed(futures):
-                result, raw = future.result()
-                with warnings.catch_warnings():  # nbgrader's SQLAlchemy warns about its own session use
-                    warnings.simplefilter("ignore")
-                    recorder = recorder or Recorder(course, assignment, Path(stage))
-                    recorder.record(result, raw)
-                write_feedback(course.feedback(result["student"]), result)
-                target = course.result_file(result["student"])
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.with_suffix(".tmp").write_text(json.dumps(result, indent=1))
-                target.with_suffix(".tmp").replace(target)  # written last: its presence means "graded and recorded"
-                bar.set_postfix_str(f"{result['student']}: {result['status']}")
-                bar.update()
-            bar.close()
+        done = grade_class(engine, course, todo, retry, workers, quiet=args.quiet)
     finally:
         engine.close()
     elapsed = time.monotonic() - start
-    results = [course.previous(s) or {"student": s, "status": "missing"} for s in students]
-    paths = write_reports(course.reports(), results, assignment)
-    paths.append(write_course_index(course.reports().parent))
+    results = [done.get(s) or course.previous(s) or {"student": s, "status": "missing"} for s in students]
+    paths = report_class(course, results)
     if not args.quiet:
         print_table(results, assignment)
         if todo:
             print(f"graded {len(todo)} submission(s) in {elapsed:.1f} s ({elapsed / len(todo):.1f} s per submission "
                   f"with {workers} worker(s))")
         print("wrote " + ", ".join(str(p.relative_to(root)) if p.is_relative_to(root) else str(p) for p in paths))
-    return 0
+    look = [r for r in results if r["status"] in (NOT_GRADED, NOT_RECORDED)]
+    for r in look:
+        print(f"NEEDS A LOOK: {r['student']}: {r['status']}: {explain(r)}", file=sys.stderr)
+    return 1 if look or len(paths) < 3 else 0
+
+
+def grade_class(engine, course: Course, todo: list[str], retry: list[str], workers: int,
+                quiet: bool = True) -> dict[str, dict]:
+    """Grade ``todo`` (``workers`` at once) and finish each verdict as it arrives (:func:`finish`); finish ``retry``
+    again from their previous verdicts (a step after grading failed last time). Returns this run's results."""
+    from tqdm import tqdm
+
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"  # alembic
+    done: dict[str, dict] = {}
+    with ThreadPoolExecutor(max_workers=workers) as pool, tempfile.TemporaryDirectory(prefix="stage-") as stage:
+        recorder = LazyRecorder(course, Path(stage))
+        for student in retry:
+            path = course.submission(student)
+            with contextlib.suppress(OSError):
+                done[student] = finish(course, recorder, course.previous(student), path.read_bytes())
+        futures = {pool.submit(grade_student, engine, course, s): s for s in todo}
+        bar = tqdm(total=len(todo), desc=f"autograde {course.assignment.id}", unit="nb", disable=quiet or None)
+        for future in as_completed(futures):
+            student = futures[future]
+            try:
+                result, raw = future.result()
+            except Exception as err:  # noqa: BLE001 - this student's grading failed in the grader itself
+                result, raw = {"student": student, "notebook": str(course.submission(student)),
+                               **engine.not_graded(f"the grader failed ({_error(err)})")}, None
+            done[student] = finish(course, recorder, result, raw)
+            bar.set_postfix_str(f"{student}: {done[student]['status']}")
+            bar.update()
+        bar.close()
+    return done
+
+
+def report_class(course: Course, results: list[dict]) -> list[Path]:
+    """``grades.csv``, ``report.html`` and the course index; a failure to write them is said, never raised."""
+    from autograder.report import write_course_index, write_reports
+
+    paths: list[Path] = []
+    try:
+        paths += write_reports(course.reports(), results, course.assignment)
+        paths.append(write_course_index(course.reports().parent))
+    except Exception as err:  # noqa: BLE001 - every result file is kept: the reports can be written again
+        print(f"cannot write the class reports in {course.reports()}: {_error(err)}; every student's result file is "
+              "kept in autograded/, so the next autograde run writes them", file=sys.stderr)
+    return paths

@@ -31,6 +31,8 @@ COURSE_ROOT = Path(__file__).resolve().parents[1]  # solutions/, assignments/, a
 GRADERS = Path(__file__).with_name("graders")
 DEFINITION_TAGS = ("setup", "api")  # given cells that define what the assignment's code uses (run when grading)
 TEST_ID = re.compile(r"^test_(?P<unit>\w+?)_(?P<kind>visible|hidden)$")
+PRIVATE_GRADER_FILES = ("reference_values.json", "mutants.py", "examples.py")  # private in every graders folder
+GRADING_OUTPUT = ("gradebook.db", "submitted", "autograded", "feedback", "reports")  # nbgrader's, in a course folder
 PACKAGES = ("torch", "torchvision", "timm", "numpy", "nbgrader", "pytest")  # their versions are part of a grade
 
 
@@ -44,6 +46,12 @@ def nbgrader_meta(cell) -> dict:
     return nbgrader if isinstance(nbgrader, dict) else {}
 
 
+def grade_id_of(cell) -> str | None:
+    """A cell's nbgrader grade_id, or None (also when a submission's metadata holds something other than a name)."""
+    grade_id = nbgrader_meta(cell).get("grade_id")
+    return grade_id if isinstance(grade_id, str) and grade_id else None
+
+
 def source_of(cell) -> str:
     """A cell's source as one string (nbformat allows a list of lines)."""
     source = cell.get("source", "")
@@ -54,7 +62,7 @@ def cells_by_grade_id(nb) -> dict:
     """The cells of a notebook that carry an nbgrader grade_id, by grade_id (the first of duplicates)."""
     found: dict = {}
     for cell in nb["cells"]:
-        grade_id = nbgrader_meta(cell).get("grade_id")
+        grade_id = grade_id_of(cell)
         if grade_id:
             found.setdefault(grade_id, cell)
     return found
@@ -68,6 +76,21 @@ def heading_above(nb, index: int) -> str:
                 if line.startswith("# "):
                     return line[2:].strip()
     return "the notebook"
+
+
+def grader_folders(root: Path) -> list[Path]:
+    """The graders folders of a course (``autograder/graders/<id>/``), whether or not the assignment has a solution."""
+    folder = Path(root) / GRADERS.relative_to(COURSE_ROOT)
+    return sorted(p for p in folder.iterdir() if p.is_dir() and p.name != "__pycache__") if folder.is_dir() else []
+
+
+def private_files(root: Path) -> list[Path]:
+    """What no submission may read in a course folder: the solutions (nbgrader's ``source`` too), every assignment's
+    reference values, planted bugs and examples (they quote the solution), the git history, the build outputs (the
+    demo's executed solutions) and the grading output of a class graded there. Missing paths are listed too."""
+    root = Path(root)
+    found = [root / name for name in ("solutions", "source", ".git", "build", *GRADING_OUTPUT)]
+    return found + [folder / name for folder in grader_folders(root) for name in PRIVATE_GRADER_FILES]
 
 
 def assignment_ids(root: Path = COURSE_ROOT) -> list[str]:
@@ -225,11 +248,13 @@ class Assignment:
         return nb
 
     def private_files(self) -> list[Path]:
-        """What a submission must never read: solutions, reference values, the planted bugs and examples (they
-        quote the solution), the git history, and the grading output of a class graded in the course's folder."""
-        return [self.root / "solutions", self.values_path, self.graders_dir / "mutants.py",
-                self.graders_dir / "examples.py", self.root / ".git",
-                *(self.root / name for name in ("gradebook.db", "submitted", "autograded", "feedback", "reports"))]
+        """What a submission of this assignment must never read: the private files of its course and of the course
+        the framework lives in (:func:`private_files`), and every other assignment's graders folder as a whole."""
+        found: list[Path] = []
+        for root in dict.fromkeys([self.root.resolve(), COURSE_ROOT]):
+            found += private_files(root)
+            found += [folder for folder in grader_folders(root) if folder.resolve() != self.graders_dir.resolve()]
+        return list(dict.fromkeys(found))
 
     def fingerprint_files(self) -> list[Path]:
         """Every file that can change a grade: the framework, the course's runtime packages (every top-level

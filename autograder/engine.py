@@ -37,6 +37,9 @@ from autograder.sandbox import Confined, Limits, Sandbox, probe
 from autograder.worker import frame
 
 SEVERITY = ("tampered", "memory", "timeout", "crashed", "ok")  # a status: the first that applies
+# a submission's status is one of SEVERITY, or: "invalid-notebook", "missing" (nothing could be run), NOT_GRADED (the
+# grader itself failed on it) or NOT_RECORDED (graded, but a step after grading failed: see autograder.autograde)
+NOT_GRADED, NOT_RECORDED = "not-graded", "not-recorded"
 STARTUP_SECONDS = 300   # time a slot may take to start (imports) before it counts as broken
 CELL_SECONDS = 60       # time one cell of a student's program may take while grading (at most)
 MARGIN = 30             # seconds the engine waits beyond a submission's limit for its slot to answer
@@ -205,20 +208,43 @@ class Engine:
     def warnings(self) -> list[str]:
         return self.sandbox.warnings
 
+    def grade_file(self, path: Path) -> dict:
+        """Grade the notebook at ``path`` (no file there: ``missing``; a file that cannot be read: ``not-graded``)."""
+        path = Path(path)
+        try:
+            raw = path.read_bytes() if path.exists() else None
+        except OSError as err:
+            return self.not_graded(f"the file {path.name} could not be read ({type(err).__name__}: "
+                                   f"{err.strerror or err}); check its permissions and grade it again")
+        return self.grade(raw, path.name)
+
+    def not_graded(self, why: str) -> dict:
+        """The verdict of a submission nothing of which could be graded, for a reason outside the student's code."""
+        found = submission.Submission(status=NOT_GRADED, problems=[why])
+        return {**score(self.assignment, found, {}, {}), "seconds": 0.0}
+
     def grade(self, raw: bytes | None, name: str | None = None) -> dict:
-        """Grade one submitted notebook (its bytes; None: nothing submitted); returns the verdict."""
+        """Grade one submitted notebook (its bytes; None: nothing submitted); returns the verdict, whatever the
+        notebook holds (a failure of the grader itself is the verdict ``not-graded``, never an exception)."""
         started = time.monotonic()
-        found = submission.inspect(raw, self.assignment, name)
-        events, facts = {}, {}
-        if not found.status:
-            slot = self._idle.get()
-            try:
-                events, facts = slot.run(found.program)
-            except RuntimeError as err:  # the worker could not start: every unit is reported, none is graded
-                facts = {"finished": False, "startup_error": str(err), "problems": []}
-            finally:
-                self._idle.put(slot)
-        verdict = score(self.assignment, found, events, facts)
+        step = "reading"
+        try:
+            found = submission.inspect(raw, self.assignment, name)
+            events, facts = {}, {}
+            if not found.status:
+                step = "grading"
+                slot = self._idle.get()
+                try:
+                    events, facts = slot.run(found.program)
+                except RuntimeError as err:  # the worker could not start: every unit is reported, none is graded
+                    facts = {"finished": False, "startup_error": str(err), "problems": []}
+                finally:
+                    self._idle.put(slot)
+            step = "scoring"
+            verdict = score(self.assignment, found, events, facts)
+        except Exception as err:  # noqa: BLE001 - the grader's own failure on one notebook is that notebook's verdict
+            return self.not_graded(f"the grader failed while {step} this notebook ({type(err).__name__}: {err}); "
+                                   "nothing of it was scored; keep the file for the course's maintainers")
         verdict["seconds"] = round(time.monotonic() - started, 2)
         return verdict
 
@@ -253,15 +279,16 @@ def _unit_status(unit: str, event: dict | None, problem: dict | None, facts: dic
     forked = any("os.fork" in text for text in _owned(event.get("notices", []), unit))
     if event.get("too_many_processes") and forked or event.get("killed") == "processes" and "results" not in event:
         return "crashed", "your code for this part started too many processes (the limit stopped it)"
+    if event.get("memory_exhausted") or "results" not in event and event.get("out_of_memory"):
+        return "memory", f"your code for this part used more memory than allowed ({event.get('memory_mb', '?')} MB) " \
+                         "and was stopped"
     if event.get("killed") == "time":
         return "timeout", f"your code for this part did not finish within {event.get('limit', 0):.0f} s"
     if "results" not in event:
-        if event.get("out_of_memory"):
-            return "memory", "your code for this part used more memory than allowed and was stopped"
         return "crashed", f"your code ended the grading of this part (exit code {event.get('exit_code')}); " \
                           "no check could be scored"
     if event.get("memory_error"):
-        return "memory", "your code for this part ran out of memory (MemoryError)"
+        return "memory", "your code for this part ran out of memory (an allocation failed)"
     return "ok", ""
 
 

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 from autograder.course import COURSE_ROOT, Assignment, CourseError, assignment_ids, find_assignment
+from autograder.engine import NOT_GRADED, Engine, Settings
 from autograder.sandbox import Limits
 
 KEYS = ("notebook", "assignment", "status", "score", "max_score", "tests")
@@ -54,12 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-sandbox", action="store_true", help="do not use bubblewrap (resource limits only)")
     parser.add_argument("--root", type=Path, default=COURSE_ROOT, help="the course's folder (default: this one)")
     args = parser.parse_args(argv)
-    from autograder.engine import Engine, Settings
-
     start = time.perf_counter()
     missing = [str(p) for p in args.notebooks if not p.is_file()]
     if missing:
         print(f"cannot grade: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    if args.json and not _writable(args.json):
+        print(f"cannot grade: cannot write the results to {args.json} (its folder is not writable); choose another "
+              "--json path", file=sys.stderr)
         return 2
     try:
         root = args.root.resolve()
@@ -74,20 +78,37 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     try:
         for path in args.notebooks:
-            verdict = engine.grade(path.read_bytes(), path.name)
-            result = {"notebook": str(path), **{k: verdict[k] for k in KEYS[1:]}, "verdict": verdict}
-            results.append(result)
+            verdict = engine.grade_file(path)
+            results.append({"notebook": str(path), **{k: verdict[k] for k in KEYS[1:]}, "verdict": verdict})
             if len(args.notebooks) > 1:
                 print(f"\n== {path}")
             print(format_table(verdict, verdict["manual_max"]))
     finally:
         engine.close()
     print(f"graded {len(results)} notebook(s) in {time.perf_counter() - start:.1f} s")
+    failed = [r["notebook"] for r in results if r["status"] == NOT_GRADED]
+    if failed:
+        print(f"NOT GRADED (the grader could not grade them; see the notes above): {', '.join(failed)}",
+              file=sys.stderr)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         out = [{k: r[k] for k in KEYS} for r in results]
-        args.json.write_text(json.dumps(out[0] if len(out) == 1 else out, indent=2) + "\n")
-    return 0
+        try:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(out[0] if len(out) == 1 else out, indent=2) + "\n")
+        except OSError as err:
+            print(f"cannot write {args.json} ({err.strerror or err}); the tables above hold every result",
+                  file=sys.stderr)
+            return 1
+    return 1 if failed else 0
+
+
+def _writable(path: Path) -> bool:
+    """Whether ``path`` can be written: its nearest existing folder is writable (and it is no folder itself)."""
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return not path.is_dir() and folder.is_dir() and os.access(folder, os.W_OK) and \
+        (not path.exists() or os.access(path, os.W_OK))
 
 
 def _guess(path: Path, root: Path) -> str:

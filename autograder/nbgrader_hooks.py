@@ -10,23 +10,26 @@ One configuration serves every use of nbgrader (:func:`configure`, called by ``n
   file (:mod:`autograder.engine`) and each test cell gets the verdict as its output, which nbgrader's
   ``SaveAutoGrades`` then scores with its usual rule. Plain ``nbgrader autograde`` asks the engine itself
   (:class:`GradeWithEngine`); ``python -m autograder autograde`` hands over verdicts it already has.
-  A graded cell a student copied loses its nbgrader metadata first (:class:`DropCopiedCells`): the engine has
-  reported it, and nbgrader would otherwise refuse the whole notebook; deleted graded cells are put back.
+  Before nbgrader's own checks, every graded cell carries its released metadata (:class:`MatchReleasedCells`; the
+  engine has reported every change) and a file that is not a notebook is read as the released one
+  (:class:`ReadAnyNotebook`), so nbgrader records every submission instead of refusing one.
 """
 
 from __future__ import annotations
 
 import atexit
+import copy
 import re
 import threading
 from pathlib import Path
 from typing import ClassVar
 
 import nbformat
+from nbconvert.exporters import NotebookExporter
 from nbgrader.preprocessors import ClearSolutions, NbGraderPreprocessor
 from traitlets import Float, Integer
 
-from autograder.course import Assignment, nbgrader_meta
+from autograder.course import Assignment, cells_by_grade_id, grade_id_of, private_files
 
 COURSE_ID = "dino-course"
 STUB = "raise NotImplementedError()"  # nbgrader's code stub, named by NameStubs
@@ -64,18 +67,60 @@ class NameStubs(NbGraderPreprocessor):
 
 
 # ---------------------------------------------------------------------------------------------------- autograde
-class DropCopiedCells(NbGraderPreprocessor):
-    """A graded cell that appears twice keeps its nbgrader metadata only in its first copy, and nbgrader metadata
-    without a grade_id is dropped (nbgrader itself fails on either)."""
+_ASSIGNMENTS: dict[str, Assignment] = {}  # assignment id -> the assignment being recorded (the class grader's)
+
+
+def assignment_for(assignment_id: str) -> Assignment:
+    """The assignment nbgrader is grading: the class grader's (handed over by :class:`Recorder`), else the course's."""
+    if assignment_id not in _ASSIGNMENTS:
+        _ASSIGNMENTS[assignment_id] = Assignment.load(assignment_id)
+    return _ASSIGNMENTS[assignment_id]
+
+
+class ReadAnyNotebook(NotebookExporter):
+    """Autograde's reader: a submission that is not a valid notebook (not UTF-8, not JSON, not nbformat 4) is read as
+    the released notebook, so that nbgrader records it (every cell scores zero; the engine's verdict says why:
+    ``invalid-notebook``) instead of failing that student with a traceback."""
+
+    def from_file(self, file_stream, resources=None, **kw):
+        try:
+            nb = nbformat.reads(file_stream.read(), as_version=4)
+            nbformat.validate(nb)
+        except Exception as err:  # noqa: BLE001 - whatever makes it unreadable, the engine's verdict says it
+            info = resources["nbgrader"]
+            self.log.warning("%s: %s is not a notebook nbgrader can read (%s: %s); recorded as the released "
+                             "notebook, every cell scoring zero", info["student"], getattr(file_stream, "name", ""),
+                             type(err).__name__, (str(err).splitlines() or [""])[0][:200])
+            nb = nbformat.from_dict(copy.deepcopy(assignment_for(info["assignment"]).release))
+        return self.from_notebook_node(nb, resources=resources, **kw)
+
+
+class MatchReleasedCells(NbGraderPreprocessor):
+    """Before nbgrader's own checks: each graded cell carries the released notebook's nbgrader metadata.
+
+    nbgrader refuses a whole notebook for one cell whose metadata it does not accept: another schema version (a cell
+    copied from an older notebook), points that are not a number, a grade id it does not know or with other
+    characters, a markdown cell marked as a solution only, a task that is code, a locked cell whose flags changed
+    its checksum, a copied graded cell. The engine has already graded the submission and reported every such change
+    (``tampered`` where it matters), so nbgrader only has to record the verdict: the first cell with a released
+    grade id gets that cell's released metadata (nbgrader's ``OverwriteCells`` then restores its type and locked
+    source); every other cell's nbgrader metadata (a copy, an unknown or malformed one) is dropped.
+    Deleted graded cells are put back by ``OverwriteCells`` (``add_missing_cells``).
+    """
 
     def preprocess(self, nb, resources):
+        released = cells_by_grade_id(assignment_for(resources["nbgrader"]["assignment"]).release)
         seen = set()
         for cell in nb.cells:
-            grade_id = nbgrader_meta(cell).get("grade_id")
-            if "nbgrader" in cell.get("metadata", {}) and (not grade_id or grade_id in seen):
-                del cell.metadata["nbgrader"]
-            elif grade_id:
+            metadata = cell.get("metadata")
+            if not isinstance(metadata, dict) or "nbgrader" not in metadata:
+                continue
+            grade_id = grade_id_of(cell)
+            if grade_id in released and grade_id not in seen:
                 seen.add(grade_id)
+                metadata["nbgrader"] = nbformat.from_dict(copy.deepcopy(released[grade_id]["metadata"]["nbgrader"]))
+            else:
+                del metadata["nbgrader"]
         return nb, resources
 
 
@@ -93,7 +138,7 @@ class ApplyVerdicts(NbGraderPreprocessor):
             if cell.cell_type != "code":
                 continue
             cell.execution_count = 1
-            test = tests.get(nbgrader_meta(cell).get("grade_id"))
+            test = tests.get(grade_id_of(cell))
             if test is not None:
                 message = test["message"] or "failed"
                 cell.outputs = [] if test["passed"] else [nbformat.v4.new_output(
@@ -121,16 +166,16 @@ class GradeWithEngine(ApplyVerdicts):
         with self._lock:
             engine = self._engines.get(info["assignment"])
             if engine is None:
-                assignment = Assignment.load(info["assignment"])
-                hide = [Path(course.root) / name for name in ("submitted", "autograded", "feedback", "reports")]
+                hide = private_files(Path(course.root))
                 hide += [Path(course.db_url[len("sqlite:///"):])] if course.db_url.startswith("sqlite:///") else []
-                engine = Engine(assignment, Settings(Limits(timeout=self.timeout, memory_mb=self.memory_mb)), hide)
+                engine = Engine(assignment_for(info["assignment"]),
+                                Settings(Limits(timeout=self.timeout, memory_mb=self.memory_mb)), hide)
                 for warning in engine.warnings:
                     self.log.warning(warning)
                 self._engines[info["assignment"]] = engine
                 atexit.register(engine.close)
         path = submitted / f"{info['notebook']}.ipynb"
-        verdict = engine.grade(path.read_bytes() if path.is_file() else None, path.name)
+        verdict = engine.grade_file(path)
         self.log.info("%s: %s, %g / %g", info["student"], verdict["status"], verdict["score"], verdict["max_score"])
         return verdict
 
@@ -161,13 +206,31 @@ def configure(c, verdicts: type[ApplyVerdicts] = GradeWithEngine) -> None:
     steps.insert(steps.index(ClearSolutions) + 1, NameStubs)
     c.GenerateAssignment.preprocessors = steps
     c.OverwriteCells.add_missing_cells = True  # a deleted test cell is put back (the engine graded it anyway)
-    c.Autograde.sanitize_preprocessors = [ClearOutput, DropCopiedCells, DeduplicateIds, OverwriteKernelspec,
+    c.Autograde.exporter_class = ReadAnyNotebook
+    c.Autograde.sanitize_preprocessors = [ClearOutput, MatchReleasedCells, DeduplicateIds, OverwriteKernelspec,
                                           OverwriteCells, CheckCellMetadata]
     c.Autograde.autograde_preprocessors = [verdicts, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
                                            SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
 
 
 # ------------------------------------------------------------------------------------------------ class grading
+STAGED = ("invalid-notebook", "missing", "not-graded")  # statuses whose notebook nbgrader records as the staged one
+ERROR_LINE = re.compile(r"^\s*(?:\[ERROR\]\s*)?(?P<error>[A-Za-z_][\w.]*(?:Error|Exception|Exit)\b.*)$")
+
+
+class RecordError(Exception):
+    """nbgrader did not record a verdict in its gradebook; the message says what nbgrader said."""
+
+
+def nbgrader_reason(done: dict) -> str:
+    """What nbgrader's autograde said when it failed, in one line: its last error that is not a summary."""
+    lines = f"{done.get('log', '')}\n{done.get('error', '')}".splitlines()
+    errors = [m["error"] for m in map(ERROR_LINE.match, lines) if m and "Please see" not in m["error"]]
+    logged = [line.split("]", 1)[1].strip() for line in lines if line.startswith("[ERROR]")
+              and not line.startswith(("[ERROR] There was an error", "[ERROR] Please see"))]
+    return (errors or logged or ["no reason given"])[-1][:400]
+
+
 class Recorder:
     """Records class-grading verdicts in nbgrader's gradebook through nbgrader's own ``autograde``."""
 
@@ -177,6 +240,7 @@ class Recorder:
         from traitlets.config import Config
 
         self.course, self.assignment, self.stage = course, assignment, Path(stage)
+        _ASSIGNMENTS[assignment.id] = assignment
         config = Config()
         configure(config, ApplyVerdicts)
         config.CourseDirectory.root = str(course.root)
@@ -194,31 +258,58 @@ class Recorder:
         if not known:  # nbgrader learns the assignment's cells from generating it (into the scratch folder)
             done = self.api.generate_assignment(assignment.id, force=True, create=True)
             if not done["success"]:
-                raise RuntimeError(f"nbgrader generate_assignment failed:\n{done.get('error') or done.get('log')}")
+                raise RecordError(f"nbgrader generate_assignment failed: {nbgrader_reason(done)}")
 
-    def record(self, result: dict, raw: bytes | None) -> None:
-        """Put one student's verdict into the gradebook and ``autograded/``. The notebook nbgrader records is the
-        submitted one, or the released one (every cell scoring zero) when the submission cannot be read."""
-        import shutil
-
+    def record(self, result: dict, raw: bytes | None) -> list[str]:
+        """Put one student's verdict into the gradebook and ``autograded/``; returns notes for the instructor on how
+        (none: as usual). The notebook nbgrader records is the submitted one; when nbgrader refuses it, or the file
+        is not a notebook, the released notebook with the student's own graded cells and answers (the cells the
+        verdict is about). Raises :class:`RecordError` when nbgrader records neither."""
         from autograder.engine import staged_notebook
 
         student = result["student"]
+        notes: list[str] = []
+        timestamp = self._timestamp(student, notes)
+        staged = nbformat.writes(nbformat.from_dict(staged_notebook(self.assignment, result))).encode()
+        refused = None
+        for data in ([raw] if raw is not None and result["status"] not in STAGED else []) + [staged]:
+            reason = self._autograde(student, data, timestamp, result)
+            if reason is None:
+                if refused:
+                    notes.append(f"nbgrader refused the notebook as submitted ({refused}); the gradebook holds the "
+                                 "released notebook with the student's graded cells and answers instead")
+                return notes
+            refused = refused or reason
+        raise RecordError(f"nbgrader did not record it in the gradebook: {reason}")
+
+    def _timestamp(self, student: str, notes: list[str]) -> str | None:
+        """The submission's timestamp.txt, when nbgrader can read it (else a note: recorded without a time)."""
+        from nbgrader.utils import parse_utc
+
+        path = self.course.submission(student).parent / "timestamp.txt"
+        try:
+            text = path.read_text().strip() if path.is_file() else ""
+            if text:
+                parse_utc(text)
+            return text or None
+        except (OSError, ValueError, OverflowError, UnicodeDecodeError) as err:
+            notes.append(f"its timestamp.txt is not a time nbgrader can read ({type(err).__name__}: {err}); "
+                         "recorded without a submission time (no late penalty applied)")
+            return None
+
+    def _autograde(self, student: str, notebook: bytes, timestamp: str | None, result: dict) -> str | None:
+        """nbgrader's autograde of one notebook with the verdict; None when it succeeded, else nbgrader's reason."""
+        import shutil
+
         folder = self.stage / "submitted" / student / self.assignment.id
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
-        target = folder / self.assignment.notebook
-        if raw is not None and result["status"] not in ("invalid-notebook", "missing"):
-            target.write_bytes(raw)
-        else:
-            nbformat.write(nbformat.from_dict(staged_notebook(self.assignment, result)), target)
-        timestamp = self.course.submission(student).parent / "timestamp.txt"
-        if timestamp.is_file():
-            shutil.copy(timestamp, folder / "timestamp.txt")
+        (folder / self.assignment.notebook).write_bytes(notebook)
+        if timestamp:
+            (folder / "timestamp.txt").write_text(timestamp)
         ApplyVerdicts.verdicts[student] = result
         try:
             done = self.api.autograde(self.assignment.id, student, force=True, create=True)
         finally:
             ApplyVerdicts.verdicts.pop(student, None)
-        if not done["success"]:
-            raise RuntimeError(f"nbgrader autograde failed for {student}:\n{done.get('error') or done.get('log')}")
+        return None if done["success"] else nbgrader_reason(done)

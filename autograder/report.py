@@ -15,6 +15,9 @@ import textwrap
 from collections import Counter
 from pathlib import Path
 
+from autograder.engine import NOT_GRADED, NOT_RECORDED
+
+UNGRADED = ("missing", "invalid-notebook", NOT_GRADED)  # statuses without an honest score (left out of the means)
 STYLE = """<style>
 body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222;line-height:1.4}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;
@@ -23,13 +26,25 @@ background:#f7f7f7;padding:6px;margin:2px 0}.status{font-weight:bold}
 </style>"""
 
 
+def explain(result: dict) -> str:
+    """For the instructor: why a result is ``not-recorded`` or ``not-graded``, what is known and what to do."""
+    if result["status"] == NOT_GRADED:
+        return "; ".join(result.get("problems", [])) + "; it is graded again on the next run"
+    return (f"graded ({result.get('graded_status')}, {result.get('score', 0):g} / {result.get('max_score', 0):g} "
+            f"points), but {'; '.join(result.get('not_recorded', []))}. Its points are the grader's verdict, in "
+            "grades.csv and the report; nbgrader's gradebook (formgrader, export) has it once it is recorded. Run "
+            "autograde again to retry these steps (it is not graded again); if a step fails again, its reason says "
+            "what to fix")
+
+
 def _e(text) -> str:
     return html.escape(str(text))
 
 
 def _problems(result: dict) -> str:
-    """Why a submission could not be graded normally, in one line."""
-    return "; ".join([*result.get("problems", []), *result.get("tampering", [])])
+    """Why a submission could not be graded or recorded normally, in one line."""
+    told = [explain(result)] if result["status"] in (NOT_GRADED, NOT_RECORDED) else result.get("problems", [])
+    return "; ".join([*told, *result.get("tampering", []), *result.get("recording", [])])
 
 
 def unit_points(result: dict, units=None) -> dict[str, tuple[float, float]]:
@@ -103,7 +118,7 @@ def write_csv(path: Path, results: list[dict], units) -> Path:
         writer.writerow(["student", *units, "total", "max_total", "status", "notes"])
         for r in results:
             points = unit_points(r, units)
-            notes = _problems(r)[:300]
+            notes = _problems(r)[:600]
             writer.writerow([r["student"], *(f"{points[u][0]:g}" for u in units), f"{r.get('score', 0):g}",
                              f"{r.get('max_score', 0):g}", r["status"], notes])
     return path
@@ -132,11 +147,11 @@ def failed_checks(results: list[dict]) -> Counter:
 
 def report_html(results: list[dict], assignment, figures: dict[str, str]) -> str:
     statuses = Counter(r["status"] for r in results)
-    graded = [r for r in results if r["status"] not in ("missing", "invalid-notebook")]
+    graded = [r for r in results if r["status"] not in UNGRADED]
     mean = sum(r.get("score", 0) for r in graded) / len(graded) if graded else 0
     rows = "".join(f"<tr><td>{_e(r['student'])}</td><td class='fail'>{_e(r['status'])}</td><td>{r.get('score', 0):g}"
-                   f"</td><td>{_e(_problems(r)[:400]) or _e(_why(r))}"
-                   "</td></tr>" for r in results if r["status"] != "ok")
+                   f"</td><td>{_e(_problems(r)[:1000]) or _e(_why(r))}"
+                   "</td></tr>" for r in results if r["status"] != "ok" or r.get("recording"))
     top = failed_checks(results).most_common(15)
     checks = "".join(f"<tr><td>{_e(name)}</td><td>{n}</td><td>{100 * n / max(1, len(graded)):.0f} %</td></tr>"
                      for name, n in top)
@@ -149,7 +164,7 @@ Mean autograded score of the graded submissions: {mean:.2f} / {assignment.max_sc
 {images}
 <h2>Checks failed most often (table)</h2>
 <table><tr><th>check</th><th>submissions</th><th>share</th></tr>{checks}</table>
-<h2>Submissions that need a look (status other than ok)</h2>
+<h2>Submissions that need a look (status other than ok, or recorded differently)</h2>
 <table><tr><th>student</th><th>status</th><th>score</th><th>why</th></tr>{rows or '<tr><td colspan=4>none</td></tr>'}
 </table></body></html>
 """
@@ -230,7 +245,7 @@ def write_course_index(reports: Path) -> Path:
                              *(f["status"] if f else "not in the class" for f in found.values())])
     rows = []
     for aid, table in tables.items():
-        graded = [r for r in table if r["status"] not in ("missing", "invalid-notebook")]
+        graded = [r for r in table if r["status"] not in UNGRADED]
         mean = sum(float(r["total"]) for r in graded) / len(graded) if graded else 0.0
         top = max((float(r["max_total"]) for r in table if float(r["max_total"] or 0)), default=0.0)
         statuses = Counter(r["status"] for r in table)

@@ -28,7 +28,15 @@ import json
 import warnings
 from dataclasses import dataclass, field
 
-from autograder.course import DEFINITION_TAGS, Assignment, cells_by_grade_id, heading_above, nbgrader_meta, source_of
+from autograder.course import (
+    DEFINITION_TAGS,
+    Assignment,
+    cells_by_grade_id,
+    grade_id_of,
+    heading_above,
+    nbgrader_meta,
+    source_of,
+)
 
 
 @dataclass
@@ -57,7 +65,7 @@ def inspect(raw: bytes | None, assignment: Assignment, name: str | None = None) 
     released = cells_by_grade_id(assignment.release)
     seen: dict[str, list] = {}
     for cell in nb.cells:
-        grade_id = nbgrader_meta(cell).get("grade_id")
+        grade_id = grade_id_of(cell)
         if grade_id:
             seen.setdefault(grade_id, []).append(cell)
     if not set(seen) & set(released):
@@ -142,7 +150,7 @@ def program(nb, assignment: Assignment) -> list[dict]:
     release = assignment.release
     by_id = {c.get("id"): c for c in release["cells"] if c.get("id")}
     given_sources = {source_of(c): c for c in release["cells"] if c.get("cell_type") == "code"
-                     and not nbgrader_meta(c).get("grade_id")}
+                     and not grade_id_of(c)}
     solution_tests = {g: source_of(c) for g, c in cells_by_grade_id(assignment.solution).items()
                       if g in assignment.tests}
     out: list[dict] = []
@@ -150,10 +158,10 @@ def program(nb, assignment: Assignment) -> list[dict]:
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
-        grade_id = nbgrader_meta(cell).get("grade_id")
+        grade_id = grade_id_of(cell)
         original = by_id.get(cell.get("id"))
         if grade_id not in assignment.tests and grade_id not in assignment.units and original is not None:
-            grade_id = nbgrader_meta(original).get("grade_id") or grade_id  # a graded cell whose metadata was lost
+            grade_id = grade_id_of(original) or grade_id  # a graded cell whose metadata was lost
         where = heading_above(nb, index)
         entry = {"index": index, "source": cell.source, "unit": None, "grade_id": None,
                  "label": f"code cell {index + 1} (under '{where}')"}
@@ -170,7 +178,7 @@ def program(nb, assignment: Assignment) -> list[dict]:
             continue
         if original is None:
             original = given_sources.get(cell.source)
-        if original is not None and not nbgrader_meta(original).get("grade_id"):
+        if original is not None and not grade_id_of(original):
             if set(original.get("metadata", {}).get("tags", [])) & set(DEFINITION_TAGS):
                 out.append({**entry, "kind": "given"})
             continue  # a given experiment (training, a figure): not part of grading

@@ -50,6 +50,11 @@ READ_ONLY = tuple(os.path.realpath(p) for p in (os.path.dirname(os.path.dirname(
 CAP = 1 << 20            # characters of a student's printed output that are kept; the rest is counted and dropped
 MESSAGE_CAP = 4000       # characters of one message that leave the process
 RERUNS = 3               # how often a unit's process is started again after a cell that had to be skipped
+SLACK_MB = 512           # address space beyond a unit's memory: thread stacks and allocator arenas it never fills
+NEAR_LIMIT = 256 << 20   # a process this close to its address-space limit was refused its allocations
+PAGE = os.sysconf("SC_PAGE_SIZE")
+# what an exhausted memory raises: Python's MemoryError, torch's failed CPU and GPU allocations
+OUT_OF_MEMORY = ("MemoryError", "can't allocate memory", "OutOfMemoryError", "CUDA out of memory")
 
 # audit events that only an attempt on the grader explains (status ``tampered``) and those that are merely reported
 TAMPER_EVENTS = {"gc.get_objects": "inspected every object in memory (gc.get_objects)",
@@ -302,7 +307,9 @@ def _unit_process(init: dict, job: dict, unit: str, skip: set, send, audit: _Aud
         os.dup2(devnull, fd)
     with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as handle:
         handle.write("1000")  # when memory runs out, this process goes first, never the worker
-    _limit_self(job, init)
+    address_limit = _limit_self(job, init)
+    if address_limit:
+        send({"address-limit": address_limit})
     sink = _Sink()
     sys.stdout = sys.stderr = sink
     units.QUIET_INTO[:] = [sink]  # what the cell and the checks print is counted, whoever redirects it
@@ -343,12 +350,13 @@ def _unit_process(init: dict, job: dict, unit: str, skip: set, send, audit: _Aud
         if changed:
             audit.tampered.append([audit.owner, "changed the grader's functions: " + ", ".join(changed[:8])])
         message = describe_exception(error, error.__traceback__) if error is not None else ""
-        memory_error = memory_error or isinstance(error, MemoryError) and audit.owner == unit
+        out_of_memory = error is not None and _out_of_memory(error)
+        memory_error = memory_error or out_of_memory and audit.owner == unit
         if cell["kind"] == "visible":
             send({"visible": cell["grade_id"], "passed": error is None, "message": _cap(message)})
         elif error is not None:
             cell_errors.append({"pos": cell["pos"], "label": cell["label"], "unit": cell["unit"],
-                                "message": _cap(message), "memory": isinstance(error, MemoryError)})
+                                "message": _cap(message), "memory": out_of_memory})
     send({"program-done": True, "seconds": round(time.monotonic() - started, 2)})
     audit.owner = unit
     results = []
@@ -368,24 +376,55 @@ def _unit_process(init: dict, job: dict, unit: str, skip: set, send, audit: _Aud
         audit.tampered.append([unit, "changed the grader's functions: " + ", ".join(changed[:8])])
     if sink.count > CAP:
         audit.notices.append([None, f"printed {sink.count / 1e6:.1f} million characters (kept the first million)"])
-    memory_error = memory_error or any("MemoryError" in r.message for r in results)
+    memory_error = memory_error or any(marker in r.message for r in results for marker in OUT_OF_MEMORY)
     send({"result": {"results": [{**r.__dict__, "message": _cap(r.message)} for r in results],
                      "cell_errors": cell_errors, "tampered": audit.tampered, "notices": audit.notices,
                      "memory_error": memory_error, "printed": sink.count,
                      "seconds": round(time.monotonic() - started, 2)}})
 
 
-def _limit_self(job: dict, init: dict) -> None:
-    """Resource limits of a unit's process: CPU seconds, and the address space where no memory cgroup is."""
+def _out_of_memory(error: BaseException) -> bool:
+    text = f"{type(error).__name__}: {error}"
+    return isinstance(error, MemoryError) or any(marker in text for marker in OUT_OF_MEMORY)
+
+
+def _limit_self(job: dict, init: dict) -> int:
+    """Resource limits of a unit's process: CPU seconds, and, where no memory cgroup is, the address space (what
+    the process already maps, inherited from the worker, plus the unit's memory); returns that limit (0: none)."""
     import resource
 
     cpu = int(job["unit_seconds"] * max(1, int(job.get("threads", 1)))) + 30
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
-    if not init.get("memory_cgroup"):
-        size = (int(job["memory_mb"]) + 2048) << 20  # address space: the libraries map ~2 GB they never touch
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_AS, (size, size))
+    if init.get("memory_cgroup"):
+        return 0
+    size = _status_kb(os.getpid(), "VmSize") * 1024 + ((int(job["memory_mb"]) + SLACK_MB) << 20)
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (size, size))
+    except (ValueError, OSError):
+        return 0
+    return size
+
+
+def _status_kb(pid: int, key: str) -> int:
+    """A field of /proc/PID/status in kB (VmSize, VmPeak, ...); 0 when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _resident(pid: int) -> int | None:
+    """Bytes of memory a process holds (its resident set; None when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as handle:
+            return int(handle.read().split()[1]) * PAGE
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 # ------------------------------------------------------------------------------------------------------ a job
@@ -407,6 +446,10 @@ class _Child:
         self.pids_mark = 0
         self.program_seconds = None
         self.forking_cells: list[int] = []  # program cells that forked (checked against the process limit)
+        self.resident_at_start = 0        # bytes it held when forked (shared with the worker): not its own use
+        self.peak = 0                     # the most bytes it held beyond that
+        self.address_limit = 0            # its address-space limit (0: a memory cgroup limits it instead)
+        self.memory_exhausted = False     # it was stopped for memory, or stopped for time while out of memory
         self.first_fork: int | None = None  # the program cell that forked first (told as it forks)
 
     def feed(self, data: bytes) -> None:
@@ -423,6 +466,8 @@ class _Child:
                 self.phase = "program"
             elif "cell" in event and isinstance(event["cell"], int):
                 self.cell, self.cell_started = event["cell"], time.monotonic()
+            elif "address-limit" in event and isinstance(event["address-limit"], int):
+                self.address_limit = event["address-limit"]
             elif "forking" in event and isinstance(event["forking"], int):
                 self.first_fork = event["forking"] if self.first_fork is None else self.first_fork
             elif "forked" in event and isinstance(event["forked"], int):
@@ -511,6 +556,7 @@ class _Job:
                 else:
                     self._end(child)
             self._watch_processes()
+            self._watch_memory()
             now = time.monotonic()
             for child in list(self.running.values()):
                 if child.phase == "program" and child.cell is not None and \
@@ -555,6 +601,7 @@ class _Job:
             os._exit(code)
         os.close(write_fd)
         child = _Child(unit, pid, read_fd, limit, attempt)
+        child.resident_at_start = _resident(pid) or 0
         child.oom_before, child.pids_before, child.pids_mark = oom, pids, pids
         self.emit({"event": "frame", "unit": unit})  # the engine writes this unit's frame; the child reads it
         waited = time.monotonic()
@@ -604,8 +651,25 @@ class _Job:
                 self._forks(child)
         self._kill(child, "processes")
 
+    def _watch_memory(self) -> None:
+        """A unit's process holding more than its memory beyond what it shared with the worker when forked is
+        stopped at once (``memory``), with or without a memory cgroup, before it can slow every unit down."""
+        limit = int(self.job["memory_mb"]) << 20
+        for child in list(self.running.values()):
+            resident = _resident(child.pid)
+            if resident is None:
+                continue
+            child.peak = max(child.peak, resident - child.resident_at_start)
+            if child.peak > limit:
+                self._kill(child, "memory")
+
     def _kill(self, child: _Child, why: str) -> None:
         child.killed = why
+        if why == "memory":
+            child.memory_exhausted = True
+        elif why in ("time", "hung"):  # still running: was it refused memory it kept asking for?
+            peak = _status_kb(child.pid, "VmPeak") * 1024
+            child.memory_exhausted = bool(child.address_limit and peak + NEAR_LIMIT >= child.address_limit)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(child.pid, signal.SIGKILL)
         self._end(child)
@@ -639,7 +703,8 @@ class _Job:
         event = {"event": "unit", "unit": child.unit, "seconds": seconds, "exit_code": exit_code,
                  "killed": child.killed, "out_of_memory": oom, "too_many_processes": forks, "phase": child.phase,
                  "limit": round(child.limit, 1), "visible": child.visible, "attempts": child.attempt + 1,
-                 "program_seconds": child.program_seconds}
+                 "program_seconds": child.program_seconds, "memory_exhausted": child.memory_exhausted,
+                 "peak_mb": round(child.peak / 2**20), "memory_mb": int(self.job["memory_mb"])}
         if child.result is not None:
             event.update(child.result)
             self.init["durations"][child.unit] = seconds
@@ -649,14 +714,14 @@ class _Job:
         """A cell of the program took the unit's process down: skip it from now on and start the unit again."""
         cell = next((c for c in self.job["program"] if c["pos"] == child.cell), None)
         label = cell["label"] if cell else f"cell {child.cell}"
-        if child.killed == "hung":
+        if child.memory_exhausted or oom:
+            kind, what = "memory", f"used more memory than allowed ({self.job['memory_mb']} MB) and was stopped"
+        elif child.killed == "hung":
             kind, what = "timeout", f"ran for more than {self.job['cell_seconds']:.0f} s"
         elif child.killed == "processes":
             kind, what = "crashed", "started more processes than allowed (the limit stopped it)"
         elif child.killed == "time":
             kind, what = "timeout", f"was still running when the time for this part ({child.limit:.0f} s) ran out"
-        elif oom:
-            kind, what = "memory", "used more memory than allowed and was stopped"
         else:
             kind, what = "crashed", f"ended the grading process (exit code {exit_code})"
         self.problems.setdefault(child.cell, {"pos": child.cell, "label": label, "kind": kind,
