@@ -124,6 +124,52 @@ def duplicated_test(grade_id: str) -> Callable:
     return build
 
 
+def in_body(grade_id: str, signature: str, code: str, base=correct) -> Callable:
+    """A builder: ``code`` runs first in the body of the function or method whose ``def`` line starts with
+    ``signature`` in one cell (so it runs whenever a grader calls it)."""
+    def build(assignment):
+        nb = base(assignment)
+        cell = cells_by_grade_id(nb)[grade_id]
+        lines = source_of(cell).split("\n")
+        start = next(i for i, line in enumerate(lines) if line.strip().startswith(signature))
+        end = next(i for i in range(start, len(lines)) if lines[i].rstrip().endswith(":"))
+        indent = " " * (len(lines[start]) - len(lines[start].lstrip()) + 4)
+        lines[end + 1:end + 1] = [indent + line for line in code.strip("\n").split("\n")]
+        cell["source"] = "\n".join(lines)
+        return nb
+    return build
+
+
+def old_metadata_schema(assignment: Assignment) -> dict:
+    """The correct notebook whose solution cells carry nbgrader metadata of schema version 1 (as an older nbgrader
+    writes it; nbgrader's own autograde stops the whole class at such a notebook)."""
+    nb = correct(assignment)
+    for cell in nb["cells"]:
+        meta = nbgrader_meta(cell)
+        if meta.get("solution") and not meta.get("grade"):
+            meta["schema_version"] = 1
+    return nb
+
+
+def foreign_cells(assignment: Assignment) -> dict:
+    """The correct notebook with cells pasted in from other notebooks, whose nbgrader metadata nbgrader's own
+    checks refuse: a test cell of another notebook (unknown grade id, points as text), a markdown cell marked as a
+    solution only, a task written in a code cell, a grade id with spaces."""
+    nb = correct(assignment)
+
+    def pasted(kind: str, source: str, **meta) -> dict:
+        cell = {"cell_type": kind, "id": f"pasted-{len(nb['cells'])}", "metadata": {"nbgrader": {
+            "grade": False, "locked": False, "solution": False, "schema_version": 3, **meta}}, "source": source}
+        return {**cell, "execution_count": None, "outputs": []} if kind == "code" else cell
+
+    nb["cells"] += [pasted("code", "assert True", grade=True, locked=True, grade_id="test_from_last_year",
+                           points="two"),
+                    pasted("markdown", "My notes on the lecture.", solution=True, grade_id="notes"),
+                    pasted("code", "x = 1", task=True, grade_id="task_1"),
+                    pasted("code", "y = 2", solution=True, grade_id="my answer")]
+    return nb
+
+
 def without_cells(*grade_ids: str) -> Callable:
     """The correct notebook without some graded cells."""
     def build(assignment):
@@ -171,6 +217,16 @@ try:
     open(_c.COURSE_ROOT / 'PWNED.txt', 'w').write('x')
 except Exception:
     pass
+"""
+
+# a memory bomb that retries what fails (it never ends by itself: without a memory limit it swaps or runs forever)
+RETRY_ALLOCATIONS = """
+_hog = []
+while True:
+    try:
+        _hog.append(bytearray(64 << 20))
+    except MemoryError:
+        pass
 """
 
 NETWORK = """

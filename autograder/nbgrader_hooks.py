@@ -91,37 +91,58 @@ class ReadAnyNotebook(NotebookExporter):
             self.log.warning("%s: %s is not a notebook nbgrader can read (%s: %s); recorded as the released "
                              "notebook, every cell scoring zero", info["student"], getattr(file_stream, "name", ""),
                              type(err).__name__, (str(err).splitlines() or [""])[0][:200])
-            nb = nbformat.from_dict(copy.deepcopy(assignment_for(info["assignment"]).release))
+            nb = _read_notebook(assignment_for(info["assignment"]).release)
         return self.from_notebook_node(nb, resources=resources, **kw)
 
 
 class MatchReleasedCells(NbGraderPreprocessor):
-    """Before nbgrader's own checks: each graded cell carries the released notebook's nbgrader metadata.
+    """Before nbgrader's own checks: the notebook has each graded cell of the released notebook once, with its
+    released nbgrader metadata.
 
     nbgrader refuses a whole notebook for one cell whose metadata it does not accept: another schema version (a cell
     copied from an older notebook), points that are not a number, a grade id it does not know or with other
     characters, a markdown cell marked as a solution only, a task that is code, a locked cell whose flags changed
-    its checksum, a copied graded cell. The engine has already graded the submission and reported every such change
-    (``tampered`` where it matters), so nbgrader only has to record the verdict: the first cell with a released
-    grade id gets that cell's released metadata (nbgrader's ``OverwriteCells`` then restores its type and locked
-    source); every other cell's nbgrader metadata (a copy, an unknown or malformed one) is dropped.
-    Deleted graded cells are put back by ``OverwriteCells`` (``add_missing_cells``).
+    its checksum, a copied graded cell; and it fails when a deleted solution cell was followed by a deleted test cell.
+    The engine has already graded the submission and reported every such change (``tampered`` where it matters), so
+    nbgrader only has to record the verdict: the first cell with a released grade id gets that cell's released
+    metadata (nbgrader's ``OverwriteCells`` then restores its type and locked source), every other cell's nbgrader
+    metadata (a copy, an unknown or malformed one) is dropped, and a released graded cell that is missing is put back
+    (as released) after the graded cell before it.
     """
 
     def preprocess(self, nb, resources):
-        released = cells_by_grade_id(assignment_for(resources["nbgrader"]["assignment"]).release)
-        seen = set()
+        release = _read_notebook(assignment_for(resources["nbgrader"]["assignment"]).release)
+        released = cells_by_grade_id(release)
+        seen: dict = {}  # grade id -> its cell
         for cell in nb.cells:
             metadata = cell.get("metadata")
             if not isinstance(metadata, dict) or "nbgrader" not in metadata:
                 continue
             grade_id = grade_id_of(cell)
             if grade_id in released and grade_id not in seen:
-                seen.add(grade_id)
-                metadata["nbgrader"] = nbformat.from_dict(copy.deepcopy(released[grade_id]["metadata"]["nbgrader"]))
+                seen[grade_id] = cell
+                metadata["nbgrader"] = copy.deepcopy(released[grade_id]["metadata"]["nbgrader"])
             else:
                 del metadata["nbgrader"]
+        cells, position = list(nb.cells), 0
+        for grade_id, original in released.items():
+            if grade_id in seen:
+                position = next(i for i, cell in enumerate(cells) if cell is seen[grade_id]) + 1
+            else:
+                cell = copy.deepcopy(original)
+                if nb.get("nbformat_minor", 5) < 5:
+                    cell.pop("id", None)  # cell ids came with nbformat 4.5
+                cells.insert(position, cell)
+                position += 1
+        nb.cells = cells
         return nb, resources
+
+
+def _read_notebook(data: dict):
+    """A notebook (a dict as on disk) as nbformat reads it (sources joined, ids normalised)."""
+    import json
+
+    return nbformat.reads(json.dumps(data), as_version=4)
 
 
 class ApplyVerdicts(NbGraderPreprocessor):

@@ -7,6 +7,7 @@ from autograder.examples import (
     MONKEYPATCH,
     NETWORK,
     PROTECTED_READ,
+    RETRY_ALLOCATIONS,
     WRITE_OUTSIDE,
     Example,
     correct,
@@ -14,6 +15,9 @@ from autograder.examples import (
     edit,
     edited_tests,
     empty_notebook,
+    foreign_cells,
+    in_body,
+    old_metadata_schema,
     other_assignment,
     raw,
     stubs,
@@ -45,6 +49,9 @@ EXAMPLES = {
     "memory-bomb": Example(with_code("pseudo_labels", after="\nhog = [bytearray(256 << 20) for _ in range(256)]\n"),
                            "memory", UNITS - {"pseudo_labels"}, "allocates 64 GB in the pseudo-label cell",
                            hostile=True),
+    "memory-in-unit": Example(in_body("dino_loss", "def forward(self, student_output", RETRY_ALLOCATIONS), "memory",
+                              UNITS - {"dino_loss"}, "the loss allocates without end, retrying what fails",
+                              hostile=True),
     "fork-bomb": Example(with_code("schedules", after="\nimport os\nwhile True:\n    os.fork()\n"), "crashed",
                          UNITS - {"schedules"}, "forks without end in the schedules cell", hostile=True),
     "network": Example(with_code("dino_head", before=NETWORK), "ok", UNITS, "downloads something (blocked)",
@@ -70,6 +77,10 @@ EXAMPLES = {
                              "deleted a visible test cell and the schedules cell"),
     "edited-tests": Example(edited_tests, "tampered", frozenset(), "test cells replaced by prints, worth 100 points "
                             "each"),
+    "old-metadata": Example(old_metadata_schema, "ok", UNITS, "solution cells with nbgrader metadata of schema "
+                            "version 1"),
+    "foreign-cells": Example(foreign_cells, "tampered", UNITS, "cells pasted from other notebooks, with nbgrader "
+                             "metadata nbgrader refuses"),
     "not-a-notebook": Example(raw(b"import torch\nprint('my solution')\n"), "invalid-notebook", frozenset(),
                               "a Python script named dino.ipynb"),
     "empty-notebook": Example(empty_notebook, "invalid-notebook", frozenset(), "a notebook with no cells"),

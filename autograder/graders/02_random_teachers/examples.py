@@ -5,9 +5,13 @@ check that this assignment's units are isolated from each other under them."""
 from autograder.course import cells_by_grade_id, source_of
 from autograder.examples import (
     PROTECTED_READ,
+    RETRY_ALLOCATIONS,
     Example,
     correct,
     edit,
+    foreign_cells,
+    in_body,
+    old_metadata_schema,
     other_assignment,
     raw,
     stubs,
@@ -33,10 +37,17 @@ EXAMPLES = {
                              UNITS - {"knn_probe"}, "an endless loop in the k-NN cell", hostile=True),
     "os-exit": Example(with_code("frozen_teacher", after="\nimport os\nos._exit(3)\n"), "crashed",
                        UNITS - {"frozen_teacher"}, "os._exit in the teacher cell", hostile=True),
+    "memory-in-unit": Example(in_body("distillation_loss", "def forward(self, student_output", RETRY_ALLOCATIONS),
+                              "memory", UNITS - {"distillation_loss"}, "the loss allocates without end, retrying what "
+                              "fails", hostile=True),
     "read-solutions": Example(with_code("distill", before=PROTECTED_READ), "tampered", UNITS - {"distill"},
                               "reads the solution notebook and the reference values", hostile=True),
     "stderr-noise": Example(with_code("student_init", before="import sys, warnings\nprint('noise', file=sys.stderr)\n"
                                       "warnings.warn('noise')\n"), "ok", UNITS, "writes to stderr"),
+    "old-metadata": Example(old_metadata_schema, "ok", UNITS, "solution cells with nbgrader metadata of schema "
+                            "version 1"),
+    "foreign-cells": Example(foreign_cells, "tampered", UNITS, "cells pasted from other notebooks, with nbgrader "
+                             "metadata nbgrader refuses"),
     "not-a-notebook": Example(raw(b"import torch\nprint('my solution')\n"), "invalid-notebook", frozenset(),
                               "a Python script named random_teachers.ipynb"),
     "other-assignment": Example(other_assignment, "invalid-notebook", frozenset(), "a notebook of another assignment"),
