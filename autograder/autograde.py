@@ -14,8 +14,12 @@ once, each with ``--timeout`` seconds and ``--memory`` MB per graded unit. Then,
   only new or changed submissions, or everything after a change to anything that can change a grade (``--force``
   regrades); stopping midway loses no finished grade.
 
+A step of these that fails for one student stays with that student (:func:`finish`): the status becomes
+``not-recorded`` with what failed and what to do, the points stay the verdict's, everyone else is graded and reported
+as usual, a rerun repeats only the failed steps, and the command exits 1 naming the students that need a look.
+
 At the end ``reports/<assignment>/grades.csv`` and ``report.html`` (score distribution, points per part, the
-checks failed most often, every submission whose status is not ``ok``).
+checks failed most often, every submission whose status is not ``ok``), and the course index ``reports/index.html``.
 """
 
 from __future__ import annotations
