@@ -52,7 +52,6 @@ MESSAGE_CAP = 4000       # characters of one message that leave the process
 RERUNS = 3               # how often a unit's process is started again after a cell that had to be skipped
 SLACK_MB = 512           # address space beyond a unit's memory: thread stacks and allocator arenas it never fills
 NEAR_LIMIT = 256 << 20   # a process this close to its address-space limit was refused its allocations
-PAGE = os.sysconf("SC_PAGE_SIZE")
 # what an exhausted memory raises: Python's MemoryError, torch's failed CPU and GPU allocations
 OUT_OF_MEMORY = ("MemoryError", "can't allocate memory", "OutOfMemoryError", "CUDA out of memory")
 
@@ -406,25 +405,24 @@ def _limit_self(job: dict, init: dict) -> int:
     return size
 
 
-def _status_kb(pid: int, key: str) -> int:
-    """A field of /proc/PID/status in kB (VmSize, VmPeak, ...); 0 when the process is gone."""
+def _status_kb(pid: int, *keys: str) -> int:
+    """The sum of fields of /proc/PID/status in kB (VmSize, VmPeak, RssAnon, ...); 0 when the process is gone."""
+    total = 0
     try:
         with open(f"/proc/{pid}/status") as handle:
             for line in handle:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
+                name, _, value = line.partition(":")
+                if name in keys:
+                    total += int(value.split()[0])
     except (OSError, ValueError, IndexError):
-        pass
-    return 0
+        return 0
+    return total
 
 
-def _resident(pid: int) -> int | None:
-    """Bytes of memory a process holds (its resident set; None when it is gone)."""
-    try:
-        with open(f"/proc/{pid}/statm", "rb") as handle:
-            return int(handle.read().split()[1]) * PAGE
-    except (OSError, ValueError, IndexError):
-        return None
+def _resident(pid: int) -> int:
+    """Bytes of memory a process holds itself: anonymous and shared-memory pages in RAM (not the library code it
+    maps from files, which the kernel can always drop); 0 when it is gone."""
+    return _status_kb(pid, "RssAnon", "RssShmem") * 1024
 
 
 # ------------------------------------------------------------------------------------------------------ a job
@@ -601,7 +599,7 @@ class _Job:
             os._exit(code)
         os.close(write_fd)
         child = _Child(unit, pid, read_fd, limit, attempt)
-        child.resident_at_start = _resident(pid) or 0
+        child.resident_at_start = _resident(pid)
         child.oom_before, child.pids_before, child.pids_mark = oom, pids, pids
         self.emit({"event": "frame", "unit": unit})  # the engine writes this unit's frame; the child reads it
         waited = time.monotonic()
@@ -657,7 +655,7 @@ class _Job:
         limit = int(self.job["memory_mb"]) << 20
         for child in list(self.running.values()):
             resident = _resident(child.pid)
-            if resident is None:
+            if not resident:
                 continue
             child.peak = max(child.peak, resident - child.resident_at_start)
             if child.peak > limit:
