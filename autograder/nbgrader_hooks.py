@@ -30,6 +30,7 @@ from nbgrader.preprocessors import ClearSolutions, NbGraderPreprocessor
 from traitlets import Float, Integer
 
 from autograder.course import Assignment, cells_by_grade_id, grade_id_of, private_files
+from autograder.engine import NOT_GRADED
 
 COURSE_ID = "dino-course"
 STUB = "raise NotImplementedError()"  # nbgrader's code stub, named by NameStubs
@@ -235,7 +236,7 @@ def configure(c, verdicts: type[ApplyVerdicts] = GradeWithEngine) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ class grading
-STAGED = ("invalid-notebook", "missing", "not-graded")  # statuses whose notebook nbgrader records as the staged one
+STAGED = ("invalid-notebook", "missing", NOT_GRADED)  # statuses whose notebook nbgrader records as the staged one
 ERROR_LINE = re.compile(r"^\s*(?:\[ERROR\]\s*)?(?P<error>[A-Za-z_][\w.]*(?:Error|Exception|Exit)\b.*)$")
 
 
