@@ -164,3 +164,15 @@ def test_an_unknown_assignment_is_a_clear_error(toy, tmp_path):
     done = run("grade", tmp_path / "x.ipynb", "--assignment", "nope", "--root", toy)
     assert done.returncode == 2 and "unknown assignment 'nope'" in done.stderr and "toy" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_grading_the_toy_hides_the_private_files_of_both_courses(toy):
+    """A course given with --root: its own private files and those of the course the framework lives in (every
+    assignment's graders folder there, whole) are hidden from its submissions."""
+    from autograder.course import Assignment, assignment_ids
+
+    hidden = set(Assignment.load("toy", toy).private_files())
+    assert {toy / "solutions", toy / "autograder" / "graders" / "toy" / "reference_values.json",
+            COURSE_ROOT / "solutions", COURSE_ROOT / ".git"} <= hidden
+    assert {COURSE_ROOT / "autograder" / "graders" / aid for aid in assignment_ids()} <= hidden
+    assert toy / "autograder" / "graders" / "toy" not in hidden  # the graders the worker imports
