@@ -117,14 +117,7 @@ class Course:
 
 def grade_student(engine, course: Course, student: str) -> tuple[dict, bytes | None]:
     path = course.submission(student)
-    raw = None
-    try:
-        raw = path.read_bytes() if path.is_file() else None
-    except OSError as err:
-        verdict = engine.not_graded(f"its file could not be read ({type(err).__name__}: {err.strerror or err}); "
-                                    "check the file's permissions, then run autograde again")
-    else:
-        verdict = engine.grade(raw, path.name)
+    verdict, raw = engine.grade_file(path)
     return {"student": student, "notebook": str(path), **verdict}, raw
 
 

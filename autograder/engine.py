@@ -208,15 +208,16 @@ class Engine:
     def warnings(self) -> list[str]:
         return self.sandbox.warnings
 
-    def grade_file(self, path: Path) -> dict:
-        """Grade the notebook at ``path`` (no file there: ``missing``; a file that cannot be read: ``not-graded``)."""
+    def grade_file(self, path: Path) -> tuple[dict, bytes | None]:
+        """Grade the notebook at ``path``; returns the verdict and the bytes graded (no file there: ``missing``; a
+        file that cannot be read: ``not-graded``, saying what to check)."""
         path = Path(path)
         try:
             raw = path.read_bytes() if path.exists() else None
         except OSError as err:
             return self.not_graded(f"the file {path.name} could not be read ({type(err).__name__}: "
-                                   f"{err.strerror or err}); check its permissions and grade it again")
-        return self.grade(raw, path.name)
+                                   f"{err.strerror or err}); check its permissions and grade it again"), None
+        return self.grade(raw, path.name), raw
 
     def not_graded(self, why: str) -> dict:
         """The verdict of a submission nothing of which could be graded, for a reason outside the student's code."""

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     try:
         for path in args.notebooks:
-            verdict = engine.grade_file(path)
+            verdict, _ = engine.grade_file(path)
             results.append({"notebook": str(path), **{k: verdict[k] for k in KEYS[1:]}, "verdict": verdict})
             if len(args.notebooks) > 1:
                 print(f"\n== {path}")

@@ -197,7 +197,7 @@ class GradeWithEngine(ApplyVerdicts):
                 self._engines[info["assignment"]] = engine
                 atexit.register(engine.close)
         path = submitted / f"{info['notebook']}.ipynb"
-        verdict = engine.grade_file(path)
+        verdict, _ = engine.grade_file(path)
         self.log.info("%s: %s, %g / %g", info["student"], verdict["status"], verdict["score"], verdict["max_score"])
         return verdict
 

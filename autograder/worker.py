@@ -349,7 +349,7 @@ def _unit_process(init: dict, job: dict, unit: str, skip: set, send, audit: _Aud
         if changed:
             audit.tampered.append([audit.owner, "changed the grader's functions: " + ", ".join(changed[:8])])
         message = describe_exception(error, error.__traceback__) if error is not None else ""
-        out_of_memory = error is not None and _out_of_memory(error)
+        out_of_memory = error is not None and _out_of_memory(f"{type(error).__name__}: {error}")
         memory_error = memory_error or out_of_memory and audit.owner == unit
         if cell["kind"] == "visible":
             send({"visible": cell["grade_id"], "passed": error is None, "message": _cap(message)})
@@ -375,16 +375,16 @@ def _unit_process(init: dict, job: dict, unit: str, skip: set, send, audit: _Aud
         audit.tampered.append([unit, "changed the grader's functions: " + ", ".join(changed[:8])])
     if sink.count > CAP:
         audit.notices.append([None, f"printed {sink.count / 1e6:.1f} million characters (kept the first million)"])
-    memory_error = memory_error or any(marker in r.message for r in results for marker in OUT_OF_MEMORY)
+    memory_error = memory_error or any(_out_of_memory(r.message) for r in results)
     send({"result": {"results": [{**r.__dict__, "message": _cap(r.message)} for r in results],
                      "cell_errors": cell_errors, "tampered": audit.tampered, "notices": audit.notices,
                      "memory_error": memory_error, "printed": sink.count,
                      "seconds": round(time.monotonic() - started, 2)}})
 
 
-def _out_of_memory(error: BaseException) -> bool:
-    text = f"{type(error).__name__}: {error}"
-    return isinstance(error, MemoryError) or any(marker in text for marker in OUT_OF_MEMORY)
+def _out_of_memory(text: str) -> bool:
+    """Whether an error's text (type and message) says that an allocation failed."""
+    return any(marker in text for marker in OUT_OF_MEMORY)
 
 
 def _limit_self(job: dict, init: dict) -> int:
