@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help venv sandbox demo test test-fast lint data-full release reference grade autograde kit benchmark benchmark-class benchmark-training clean
+.PHONY: help venv sandbox demo test test-fast lint data-full release reference grade autograde kit benchmark benchmark-class benchmark-training gpu-check reference-run clean
 ASSIGNMENT ?= 01_dino
 
 help:  ## list the targets
@@ -61,6 +61,14 @@ benchmark-class: $(STAMP) sandbox  ## seconds per submission grading 20 generate
 
 benchmark-training: $(STAMP)  ## Assignment 1's training: images/s of the view pipelines, model step fp32/bf16, projected full run
 	$(PY) benchmarks/training_throughput.py
+
+gpu-check: $(STAMP)  ## Assignment 1's full budget timed on this machine (a GPU: <= 8 min), then make benchmark-training
+	$(PY) benchmarks/gpu_check.py
+	$(PY) benchmarks/training_throughput.py
+
+reference-run: $(STAMP)  ## Assignment 1's shipped reference runs in data/reference/ (2 CPU cores: about an hour)
+	$(PY) -m dinolab.dino_reference --name dino-long --epochs 100 --eval-every 5
+	$(PY) -m dinolab.dino_reference --name dino-quick-original --recipe original --epochs 10 --eval-every 10
 
 clean:  ## remove outputs of the demo and of notebook runs (keeps .venv and data)
 	rm -rf build results solutions/*/results assignments/*/results

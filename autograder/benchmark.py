@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="runs per notebook (default 5)")
     args = parser.parse_args(argv)
     assignment = Assignment.load(args.assignment or assignment_ids()[0])
-    catalogue = examples(assignment).EXAMPLES
+    catalog = examples(assignment).EXAMPLES
     print(f"{assignment.id}: grading each notebook {args.runs} times on {os.cpu_count()} CPU cores "
           "(wall seconds per submission, cold start)")
     times: dict[str, list[float]] = {"correct (every check runs)": [], "untouched (every check fails)": []}
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         notebooks = []
         for name in ("correct", "untouched"):
             path = Path(tmp) / name / assignment.notebook
-            catalogue[name].write(assignment, path)
+            catalog[name].write(assignment, path)
             notebooks.append(path)
         for _ in range(args.runs):
             for runs, notebook in zip(times.values(), notebooks, strict=True):

@@ -25,9 +25,9 @@ GOAL_SECONDS = 4.0  # per submission, with one worker per core
 
 
 def make_class(assignment: Assignment, course: Path, students: int) -> None:
-    catalogue = examples(assignment).EXAMPLES
+    catalog = examples(assignment).EXAMPLES
     for i in range(students):
-        catalogue[MIX[i % len(MIX)]].write(assignment, course / "submitted" / f"student{i:03d}" / assignment.id /
+        catalog[MIX[i % len(MIX)]].write(assignment, course / "submitted" / f"student{i:03d}" / assignment.id /
                                            assignment.notebook)
 
 

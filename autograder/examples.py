@@ -252,12 +252,12 @@ def mutants(assignment: Assignment):
     return importlib.import_module(f"{graders_package(assignment.graders_dir)}.mutants")
 
 
-def write_class(assignment: Assignment, course: Path, names=None, catalogue: dict | None = None) -> list[str]:
+def write_class(assignment: Assignment, course: Path, names=None, catalog: dict | None = None) -> list[str]:
     """Write ``course/submitted/<name>/<id>/<notebook>`` for every example named (default: all)."""
-    catalogue = catalogue if catalogue is not None else examples(assignment).EXAMPLES
-    names = list(names or catalogue)
+    catalog = catalog if catalog is not None else examples(assignment).EXAMPLES
+    names = list(names or catalog)
     for name in names:
-        catalogue[name].write(assignment, Path(course) / "submitted" / name / assignment.id / assignment.notebook)
+        catalog[name].write(assignment, Path(course) / "submitted" / name / assignment.id / assignment.notebook)
     return names
 
 
@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=COURSE_ROOT, help="the course's folder")
     args = parser.parse_args(argv)
     assignment = Assignment.load(args.assignment, args.root.resolve())
-    catalogue = examples(assignment).EXAMPLES
+    catalog = examples(assignment).EXAMPLES
     names = write_class(assignment, args.folder, args.names or None)
-    print(json.dumps({n: catalogue[n].status for n in names}, indent=1))
+    print(json.dumps({n: catalog[n].status for n in names}, indent=1))
     return 0

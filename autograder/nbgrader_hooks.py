@@ -140,7 +140,7 @@ class MatchReleasedCells(NbGraderPreprocessor):
 
 
 def _read_notebook(data: dict):
-    """A notebook (a dict as on disk) as nbformat reads it (sources joined, ids normalised)."""
+    """A notebook (a dict as on disk) as nbformat reads it (sources joined, ids normalized)."""
     import json
 
     return nbformat.reads(json.dumps(data), as_version=4)

@@ -33,7 +33,7 @@ FLAG = "pathmnist"
 FILENAME = f"{FLAG}.npz"
 MANIFEST = "MANIFEST.json"
 SPLITS = ("train", "val", "test")
-# channel statistics of the PathMNIST training images (as Assignment 1 normalises with them)
+# channel statistics of the PathMNIST training images (as Assignment 1 normalizes with them)
 PATHMNIST_MEAN = (0.7405, 0.5330, 0.7058)
 PATHMNIST_STD = (0.1237, 0.1768, 0.1244)
 

@@ -2,12 +2,12 @@
 
 DINO can fail in two ways that the loss alone does not tell apart from slow learning:
 
-* **uniform collapse** — the centring wins over the sharpening: every teacher output is (nearly) uniform over the
+* **uniform collapse** — the centering wins over the sharpening: every teacher output is (nearly) uniform over the
   prototypes, the student learns to output the uniform distribution and the loss sits at log(out_dim);
 * **one-hot collapse** — the sharpening wins: one prototype takes every image, whatever the image.
 
 :class:`TrainingHealth` records at every training step, from the arguments the loss module is called with (a
-forward pre-hook on it, so it sees exactly what the loss sees, before the loss updates its centre):
+forward pre-hook on it, so it sees exactly what the loss sees, before the loss updates its center):
 
 * ``alive`` — exp(entropy) of the batch's *mean* teacher distribution: how many prototypes the batch uses
   (1 = one-hot collapse; at most the number of teacher outputs in the batch);
@@ -15,8 +15,8 @@ forward pre-hook on it, so it sees exactly what the loss sees, before the loss u
   over (1 = one-hot, out_dim = uniform collapse);
 * ``kl`` — the mean KL divergence from each teacher distribution to the student's distributions of the other views
   (what is left to learn; zero when the student copies the teacher, for example when both are uniform);
-* ``center_norm`` — the norm of the loss's centre before its update;
-* ``used`` — how many different pseudo-labels (argmax of the teacher's output, without the centre) the batch has;
+* ``center_norm`` — the norm of the loss's center before its update;
+* ``used`` — how many different pseudo-labels (argmax of the teacher's output, without the center) the batch has;
   per epoch, :meth:`TrainingHealth.epochs` counts the different pseudo-labels over all its steps.
 
 A healthy run has a low ``sharpness`` (each image's target is peaked) and a high ``alive`` (different images peak at
@@ -163,12 +163,15 @@ class TrainingHealth:
                          f"{r['center_norm']:8.3f} {r['labels']:>6}")
         return "\n".join(lines)
 
-    def plot(self, title: str = "Health of the run"):
-        """A figure of the run: loss, prototypes alive vs sharpness, KL, centre norm, pseudo-labels per epoch."""
+    def plot(self, title: str = "Health of the run", axes=None):
+        """A figure of the run: loss, prototypes alive vs sharpness, KL, center norm, pseudo-labels per epoch
+        (into a row of five ``axes`` if given; see :func:`compare`)."""
         import matplotlib.pyplot as plt
         import numpy as np
 
-        fig, axes = plt.subplots(1, 5, figsize=(18, 3.2))
+        fig = None
+        if axes is None:
+            fig, axes = plt.subplots(1, 5, figsize=(18, 3.2))
         steps = np.arange(len(self))
         rows = self.epochs()
         k = self.out_dim or 1
@@ -180,19 +183,19 @@ class TrainingHealth:
             ax.plot(ends, [r[name] for r in rows], "o-", ms=3, label=label or f"{name} (epoch mean)", **kw)
 
         curve(axes[0], "loss", color="tab:blue")
-        axes[0].axhline(math.log(k), color="grey", ls="--", lw=1, label=f"log(out_dim) = {math.log(k):.2f}")
+        axes[0].axhline(math.log(k), color="gray", ls="--", lw=1, label=f"log(out_dim) = {math.log(k):.2f}")
         axes[0].set_title("loss")
         curve(axes[1], "alive", label="alive: prototypes a batch uses", color="tab:green")
         curve(axes[1], "sharpness", label="sharpness: prototypes one image uses", color="tab:red")
-        axes[1].axhline(k, color="grey", ls="--", lw=1)
-        axes[1].axhline(1, color="grey", ls=":", lw=1)
+        axes[1].axhline(k, color="gray", ls="--", lw=1)
+        axes[1].axhline(1, color="gray", ls=":", lw=1)
         axes[1].set_yscale("log")
         axes[1].set_ylim(0.8, k * 1.25)
         axes[1].set_title(f"teacher outputs (1 = one-hot, {k} = uniform)")
         curve(axes[2], "kl", color="tab:purple")
         axes[2].set_title("KL(teacher || student)")
         curve(axes[3], "center_norm", color="tab:brown")
-        axes[3].set_title("norm of the centre")
+        axes[3].set_title("norm of the center")
         axes[4].bar([r["epoch"] for r in rows], [r["labels"] for r in rows], color="tab:orange")
         axes[4].set_title(f"pseudo-labels used per epoch (of {k})")
         axes[4].set_xlabel("epoch")
@@ -200,6 +203,9 @@ class TrainingHealth:
             ax.set_xlabel("step")
         for ax in axes[:2]:
             ax.legend(fontsize=7)
+        if fig is None:
+            axes[0].set_title(f"{title} ({self.verdict().split(':')[0]})\nloss", fontsize=10, fontweight="bold")
+            return axes[0].figure
         fig.suptitle(f"{title}: {self.verdict()}", fontsize=9)
         fig.tight_layout()
         return fig
@@ -218,3 +224,4 @@ class TrainingHealth:
                 self.steps[name] = list(values)
         self.out_dim = state.get("out_dim")
         self.labels_per_epoch = {int(e): set(v) for e, v in state.get("labels_per_epoch", {}).items()}
+

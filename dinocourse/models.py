@@ -46,7 +46,7 @@ ENCODERS: dict[str, tuple[Callable[[], nn.Module], int]] = {  # name: (construct
 
 
 def make_encoder(name: str) -> tuple[nn.Module, int]:
-    """A freshly initialised encoder (drawn from torch's global random state) and its feature dimension."""
+    """A freshly initialized encoder (drawn from torch's global random state) and its feature dimension."""
     if name not in ENCODERS:
         raise ValueError(f"unknown encoder {name!r}: choose one of {', '.join(ENCODERS)}")
     constructor, dim = ENCODERS[name]

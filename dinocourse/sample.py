@@ -5,7 +5,7 @@
 ``--source`` is an npz with medmnist's keys ``train_images`` / ``train_labels``: the full ``pathmnist.npz``
 as medmnist downloads it, or any file that holds the first images of its train split. The first ``--n``
 train images are split per class 4:1:2 into the sample's train/val/test splits, so all three splits come
-from the *official train split* (the official test split comes from another clinical centre).
+from the *official train split* (the official test split comes from another clinical center).
 
 The output is ``pathmnist.npz`` in medmnist's layout (keys ``{split}_images``, ``{split}_labels``, plus
 ``{split}_source_indices``: each image's index in the official train split) and ``MANIFEST.json`` with its

@@ -3,9 +3,9 @@
 The student's ``LocalGlobalPathMNIST`` defines the views image by image (torchvision transforms on one image at a
 time, in a DataLoader). On a GPU that per-image work on the CPU is what a training run waits for, so this module
 makes the same views for a whole batch in a few batched tensor operations, on the device where the images are kept
-(uint8, as loaded): colour jitter with a random order of its four parts per image, flips, a Gaussian blur with a
+(uint8, as loaded): color jitter with a random order of its four parts per image, flips, a Gaussian blur with a
 random sigma per image, solarization, random resized crops (one ``grid_sample`` for the batch) and the
-normalisation. It follows torchvision's own definitions of these transforms (the same random ranges, the same
+normalization. It follows torchvision's own definitions of these transforms (the same random ranges, the same
 formulas, the same crop sampling), and ``tests/test_views.py`` checks that its views have the statistics the
 graders require of the student's views (brightness, roughness, share of solarized views, per kind of view).
 
@@ -23,7 +23,7 @@ from torch.nn import functional as F
 
 @dataclass(frozen=True)
 class ViewSpec:
-    """One kind of view: colour jitter (with probability ``jitter_p``), flips, blur, solarization, crop."""
+    """One kind of view: color jitter (with probability ``jitter_p``), flips, blur, solarization, crop."""
     blur_p: float
     solarize_p: float = 0.0
     crop_scale: tuple[float, float] | None = None      # RandomResizedCrop's scale; None: the whole image
@@ -170,17 +170,17 @@ def resized_crop(x: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tenso
     n, _, height, width = x.shape
     top, left, h, w = (b.view(-1, 1) for b in boxes.unbind(1))
     m = torch.arange(size, device=x.device, dtype=x.dtype).view(1, -1) + 0.5
-    # pixel coordinates of the output pixels' centres in the crop, clamped to it (as resizing the cut-out crop does)
+    # pixel coordinates of the output pixels' centers in the crop, clamped to it (as resizing the cut-out crop does)
     cols = torch.minimum(torch.clamp(left + m * w / size - 0.5, min=left), left + w - 1)
     rows = torch.minimum(torch.clamp(top + m * h / size - 0.5, min=top), top + h - 1)
-    gx = (2 * cols + 1) / width - 1    # (n, size), normalised as grid_sample reads them (align_corners=False)
+    gx = (2 * cols + 1) / width - 1    # (n, size), normalized as grid_sample reads them (align_corners=False)
     gy = (2 * rows + 1) / height - 1
     grid = torch.stack([gx.view(n, 1, size).expand(n, size, size), gy.view(n, size, 1).expand(n, size, size)], dim=-1)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def make_views(x: torch.Tensor, spec: ViewSpec) -> torch.Tensor:
-    """One view of every image of x (N, 3, H, W) in [0, 1], before the normalisation, in the notebook's order:
+    """One view of every image of x (N, 3, H, W) in [0, 1], before the normalization, in the notebook's order:
     jitter, flips, blur, then solarization (global 2) or the crop (local)."""
     x = color_jitter(x, spec)
     x = random_flips(x, spec.flip_p)
@@ -196,7 +196,7 @@ def make_views(x: torch.Tensor, spec: ViewSpec) -> torch.Tensor:
 class BatchedViews:
     """The views of a batch of uint8 images (B, H, W, 3): a float tensor (B, num_global + num_local, 3, H, W),
     laid out as ``LocalGlobalPathMNIST`` items stacked by a DataLoader: global 1, global 2, further global views
-    (each global 1 or global 2 at random), then the local views; every view normalised with (mean, std)."""
+    (each global 1 or global 2 at random), then the local views; every view normalized with (mean, std)."""
 
     def __init__(self, num_global: int, num_local: int, mean, std):
         self.num_global, self.num_local = num_global, num_local
@@ -256,9 +256,9 @@ def unnormalize(views: torch.Tensor, normalize) -> torch.Tensor:
 
 
 def view_statistics(pixels: torch.Tensor, num_global: int = 2) -> dict[str, dict[str, float]]:
-    """Per kind of view, over views (images, views, 3, H, W) in [0, 1] (normalisation undone), laid out as the
+    """Per kind of view, over views (images, views, 3, H, W) in [0, 1] (normalization undone), laid out as the
     dataset's items (global 1, global 2, further global views, then the local views): mean brightness, roughness
-    (mean absolute difference of vertically neighbouring pixels; blur and zoomed-in crops lower it) and the share of
+    (mean absolute difference of vertically neighboring pixels; blur and zoomed-in crops lower it) and the share of
     solarized views (no pixel above 0.5)."""
     kinds = {"global 1": pixels[:, 0], "global 2": pixels[:, 1], "local": pixels[:, num_global:].flatten(0, 1)}
     return {kind: {"brightness": float(x.mean()),
@@ -271,11 +271,20 @@ def view_statistics(pixels: torch.Tensor, num_global: int = 2) -> dict[str, dict
 # deviations of the difference between the reference pipeline's and the batched views' statistics (measured over 8
 # seeds each on the sample: at most 0.0155 brightness, 0.0012 roughness, 0.030 share of solarized views)
 AGREEMENT = {"brightness": 0.055, "roughness": 0.0045, "solarized": 0.11}
+REPEATS = 8  # batched views per image in compare_views: their statistics are nearly exact, only the dataset's vary
+
+
+def tolerance(stat: str, n_images: int) -> float:
+    """How far the dataset's statistic over ``n_images`` images may be from the batched views' (``REPEATS`` views of
+    each image): the same 3.5 standard deviations as :data:`AGREEMENT`, whose difference of two 256-image samples has
+    twice the variance of one, scaled to ``n_images``."""
+    return AGREEMENT[stat] * ((1 + 1 / REPEATS) / 2 * 256 / n_images) ** 0.5
 
 
 def compare_views(dataset, n_images: int = 256, seed: int = 0) -> tuple[bool, str]:
     """Do the batched views agree with ``dataset``'s own views (a ``LocalGlobalPathMNIST`` or a subset of one)?
-    Compares :func:`view_statistics` of both on the same images; returns (agree, a table for the reader)."""
+    Compares :func:`view_statistics` of the dataset's views of its first ``n_images`` images with those of
+    ``REPEATS`` batched views of each of the same images; returns (agree, a table for the reader)."""
     normalize = dataset.NORMALIZE
     n = min(n_images, len(dataset))
     generator_state = torch.get_rng_state()
@@ -283,7 +292,7 @@ def compare_views(dataset, n_images: int = 256, seed: int = 0) -> tuple[bool, st
         torch.manual_seed(seed)
         own = torch.stack([dataset[i] for i in range(n)])
         batched = BatchedViews(dataset.num_global, dataset.num_local, normalize.mean, normalize.std)(
-            dataset_images(dataset)[:n])
+            dataset_images(dataset)[:n].repeat(REPEATS, 1, 1, 1))
     finally:
         torch.set_rng_state(generator_state)
     stats = [view_statistics(unnormalize(v, normalize), dataset.num_global) for v in (own, batched)]
@@ -291,11 +300,11 @@ def compare_views(dataset, n_images: int = 256, seed: int = 0) -> tuple[bool, st
     for kind, values in stats[0].items():
         for stat, value in values.items():
             other = stats[1][kind][stat]
-            ok = abs(value - other) <= AGREEMENT[stat]
+            ok = abs(value - other) <= tolerance(stat, n)
             agree &= ok
             lines.append(f"{kind:>9} {stat:>10} {value:7.3f} {other:7.3f}" + ("" if ok else "  <- differ"))
     return agree, "\n".join(lines)
 
 
 __all__ = ["GLOBAL1", "GLOBAL2", "LOCAL", "ViewSpec", "BatchedViews", "BatchedViewLoader", "dataset_images",
-           "view_statistics", "unnormalize", "compare_views", "make_views"]
+           "view_statistics", "unnormalize", "compare_views", "make_views", "tolerance"]

@@ -51,22 +51,22 @@ OPTIONS = [
     _opt("data", "mc", "str", "2x28+2x28", "Multi-crop: global x size + local x size (the teacher of DINO sees the "
          "global views; with pairing 'same' every view).", MULTICROPS),
     _opt("data", "augs", "str", "dino", "Augmentations: 'dino' (Assignment 1's views) or 'none' (the image as it "
-         "is, normalised).", ("dino", "none")),
+         "is, normalized).", ("dino", "none")),
     _opt("data", "noise_inputs", "bool", False, "Train on Gaussian noise of the images' shape instead of images."),
     # model
     _opt("model", "enc", "str", "vit_tiny", "Encoder (from dinocourse.models).", ENCODERS),
     _opt("model", "hid_dims", "dims", [384, 384], "Hidden dimensions of the head's MLP."),
-    _opt("model", "l2bot_dim", "int", 96, "Dimension of the L2-normalised bottleneck."),
+    _opt("model", "l2bot_dim", "int", 96, "Dimension of the L2-normalized bottleneck."),
     _opt("model", "out_dim", "int", 256, "Output dimension of the head."),
     # teacher and student
     _opt("teacher and student", "t_init_seed", "optional-int", None, "Seed of the teacher's random weights "
          "(default: seed)."),
-    _opt("teacher and student", "s_init", "str", "teacher", "Initialisation of the student.",
+    _opt("teacher and student", "s_init", "str", "teacher", "Initialization of the student.",
          ("teacher", "random", "interpolated", "neighborhood")),
     _opt("teacher and student", "s_init_seed", "optional-int", None, "Seed of the random network used by s_init "
          "(default: seed + 1000)."),
     _opt("teacher and student", "s_init_alpha", "float", 0.5, "Interpolation alpha (s_init interpolated)."),
-    _opt("teacher and student", "s_init_eps", "float", 1e-3, "Neighbourhood eps (s_init neighborhood)."),
+    _opt("teacher and student", "s_init_eps", "float", 1e-3, "Neighborhood eps (s_init neighborhood)."),
     _opt("teacher and student", "s_init_var_preserving", "bool", True, "Divide the interpolation by "
          "sqrt((1-alpha)^2+alpha^2)."),
     _opt("teacher and student", "t_mode", "str", "ema", "Teacher updates: 'ema' of the student, or 'no_update' (a "
@@ -83,7 +83,7 @@ OPTIONS = [
          ("same", "opposite", "all")),
     _opt("training", "n_epochs", "int", 15, "Epochs of training."),
     _opt("training", "n_steps", "optional-int", None, "Stop after this many steps (default: n_epochs' worth)."),
-    _opt("training", "opt", "str", "adamw", "Optimiser.", ("adamw", "adam", "sgd")),
+    _opt("training", "opt", "str", "adamw", "Optimizer.", ("adamw", "adam", "sgd")),
     _opt("training", "opt_lr", "schedule", "cos(5e-4,2e-4,warmup=0.1)", "Learning rate for batch size 256, scaled "
          "linearly with bs_train."),
     _opt("training", "opt_wd", "schedule", "cos(0.02,0.04)", "Weight decay."),
@@ -91,7 +91,7 @@ OPTIONS = [
     _opt("training", "clip_grad", "optional-float", None, "Clip the gradients' total norm (null: no clipping)."),
     # probing
     _opt("probing", "probe_every", "int", 1, "Probe before training and every this many epochs (and at the end)."),
-    _opt("probing", "probing_k", "int", 20, "Neighbours of the k-NN probe."),
+    _opt("probing", "probing_k", "int", 20, "Neighbors of the k-NN probe."),
     _opt("probing", "probing_epochs", "int", 10, "Epochs of the linear probe."),
     _opt("probing", "probing_bs", "int", 256, "Batch size of the linear probe."),
     # output

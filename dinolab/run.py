@@ -1,10 +1,10 @@
-"""One run of the bed: data, networks, loss and optimiser from a configuration; distillation with probes before
+"""One run of the bed: data, networks, loss and optimizer from a configuration; distillation with probes before
 training and after every ``probe_every`` epochs; everything written into the run's own folder::
 
     <DINO_RESULTS>/<name>/config.json      the resolved configuration (every option)
                           metrics.json     one entry per probe point: epoch, step, loss, k-NN and linear-probe
                                            accuracy of student and teacher (raw pixels once, for reference)
-                          checkpoint.pt    student, teacher, optimiser, epoch (after every epoch)
+                          checkpoint.pt    student, teacher, optimizer, epoch (after every epoch)
                           loss.png, probes.png
 """
 
@@ -51,7 +51,7 @@ def load_split(split: str, limit: int | None, seed: int) -> tuple[torch.Tensor, 
     return images, labels
 
 
-def normalise(images: torch.Tensor) -> torch.Tensor:
+def normalize(images: torch.Tensor) -> torch.Tensor:
     return (images.permute(0, 3, 1, 2).float() / 255 - MEAN) / STD
 
 
@@ -81,7 +81,7 @@ class Batches:
             if self.views is not None:
                 views = self.views(batch).transpose(0, 1)
             else:
-                views = normalise(batch).unsqueeze(0).expand(self.num_views, -1, -1, -1, -1)
+                views = normalize(batch).unsqueeze(0).expand(self.num_views, -1, -1, -1, -1)
             if self.noise:
                 views = torch.randn(views.shape, generator=self.generator)
             yield views.contiguous().to(self.device)
@@ -117,10 +117,10 @@ def features(model, images: torch.Tensor, device, batch_size: int = 512) -> torc
     """Encoder features in evaluation mode; every layer's mode is restored afterwards (a frozen teacher's BatchNorm
     must stay in evaluation mode, whatever a wrapper's .train() would do)."""
     if model is None:
-        return normalise(images).flatten(1)
+        return normalize(images).flatten(1)
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
-    out = torch.cat([model.embed(normalise(images[i:i + batch_size]).to(device)).cpu()
+    out = torch.cat([model.embed(normalize(images[i:i + batch_size]).to(device)).cpu()
                      for i in range(0, len(images), batch_size)])
     for module, mode in modes:
         module.training = mode
@@ -272,7 +272,7 @@ def plot(metrics: list[dict], losses: list[float], config: dict, out: Path) -> N
         epochs = [m["epoch"] for m in probed]
         ax.plot(epochs, [100 * m["student"][key] for m in probed], marker="o", label="student")
         ax.plot(epochs, [100 * m["teacher"][key] for m in probed], marker="x", label="teacher")
-        ax.axhline(100 * metrics[0]["raw_pixels"][key], ls=":", color="grey", label="raw pixels")
+        ax.axhline(100 * metrics[0]["raw_pixels"][key], ls=":", color="gray", label="raw pixels")
         ax.set_title(f"{'k-NN' if key == 'knn' else 'linear'} probe")
         ax.set_xlabel("epoch")
     axes[0].set_ylabel("test accuracy (%)")

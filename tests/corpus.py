@@ -59,12 +59,12 @@ def cross_path_sample(corpus: list[Entry]) -> list[Entry]:
 
 def write(assignment: Assignment, course: Path, corpus: list[Entry]) -> dict[str, Path]:
     """Write every entry as ``course/submitted/<name>/<id>/<notebook>``."""
-    catalogue, module = examples(assignment).EXAMPLES, mutants(assignment)
+    catalog, module = examples(assignment).EXAMPLES, mutants(assignment)
     paths = {}
     for entry in corpus:
         path = course / "submitted" / entry.name / assignment.id / assignment.notebook
         if entry.kind == "example":
-            catalogue[entry.case].write(assignment, path)
+            catalog[entry.case].write(assignment, path)
         else:
             edits = (module.MUTANTS if entry.kind == "mutant" else module.ALTERNATIVES)[entry.case][1:]
             path.parent.mkdir(parents=True, exist_ok=True)

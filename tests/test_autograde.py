@@ -21,12 +21,12 @@ from autograder.submission import inspect
 
 
 @pytest.fixture(scope="module")
-def catalogue(dino):
+def catalog(dino):
     return examples(dino).EXAMPLES
 
 
-def test_inspection_runs_nothing_and_tells_broken_from_tampered(dino, catalogue, tmp_path):
-    for name, example in catalogue.items():
+def test_inspection_runs_nothing_and_tells_broken_from_tampered(dino, catalog, tmp_path):
+    for name, example in catalog.items():
         path = tmp_path / name / dino.notebook
         example.write(dino, path)
         found = inspect(path.read_bytes(), dino)
@@ -39,9 +39,9 @@ def test_inspection_runs_nothing_and_tells_broken_from_tampered(dino, catalogue,
     assert inspect(None, dino).status == "missing"
 
 
-def test_the_program_is_the_students_notebook_without_experiments_and_test_cells(dino, catalogue, tmp_path):
+def test_the_program_is_the_students_notebook_without_experiments_and_test_cells(dino, catalog, tmp_path):
     path = tmp_path / dino.notebook
-    catalogue["correct"].write(dino, path)
+    catalog["correct"].write(dino, path)
     program = inspect(path.read_bytes(), dino).program
     kinds = {cell["kind"] for cell in program}
     assert kinds == {"given", "unit", "visible"}
@@ -157,16 +157,16 @@ def _autograde(dino, course, *extra):
 
 
 @pytest.mark.slow
-def test_a_rerun_grades_only_what_changed(dino, catalogue, small_class):
+def test_a_rerun_grades_only_what_changed(dino, catalog, small_class):
     course, before = small_class
     assert "0 to grade" in _autograde(dino, course).stdout
-    catalogue["correct"].write(dino, course / "submitted" / "partial" / dino.id / dino.notebook)
+    catalog["correct"].write(dino, course / "submitted" / "partial" / dino.id / dino.notebook)
     assert "1 to grade" in _autograde(dino, course).stdout
     after = class_results(dino, course)
     assert after["partial"]["score"] == 16
     assert {n: r["score"] for n, r in after.items() if n != "partial"} == \
         {n: r["score"] for n, r in before.items() if n != "partial"}
-    catalogue["partial"].write(dino, course / "submitted" / "partial" / dino.id / dino.notebook)
+    catalog["partial"].write(dino, course / "submitted" / "partial" / dino.id / dino.notebook)
     _autograde(dino, course)
 
 

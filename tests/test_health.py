@@ -27,7 +27,7 @@ def observe(nb, teacher, student, temp=0.05, epoch=0, loss=None):
 
 
 def test_uniform_teacher_outputs_read_as_uniform_collapse(nb):
-    teacher = torch.zeros(2 * 8, K)             # every output the same: centring leaves nothing, targets uniform
+    teacher = torch.zeros(2 * 8, K)             # every output the same: centering leaves nothing, targets uniform
     health = observe(nb, teacher, torch.zeros(3 * 8, K))
     assert health.steps["sharpness"][0] == pytest.approx(K, rel=1e-4)
     assert health.steps["alive"][0] == pytest.approx(K, rel=1e-4)
@@ -60,7 +60,7 @@ def test_distinct_sharp_targets_read_as_healthy(nb):
     assert health.epochs()[0]["labels"] == 8
 
 
-def test_the_metrics_see_the_centre_before_the_loss_updates_it(nb):
+def test_the_metrics_see_the_center_before_the_loss_updates_it(nb):
     loss_module = nb.DINOLoss(K, num_global=2, num_local=1, student_temp=0.1, center_momentum=0.5)
     health = TrainingHealth()
     teacher = torch.randn(16, K)
@@ -68,7 +68,7 @@ def test_the_metrics_see_the_centre_before_the_loss_updates_it(nb):
         for _ in range(2):
             loss_module(torch.randn(24, K), teacher, 0.05)
             health.record(0, 0.0)
-    assert health.steps["center_norm"][0] == 0.0           # the first call sees the initial, zero centre
+    assert health.steps["center_norm"][0] == 0.0           # the first call sees the initial, zero center
     assert health.steps["center_norm"][1] == pytest.approx(float((0.5 * teacher.mean(0)).norm()), rel=1e-5)
 
 

@@ -58,13 +58,27 @@ def test_the_kit_holds_the_release_the_data_and_the_runtime_package_only(assignm
 def test_no_solution_line_grader_or_hidden_test_is_in_the_kit(assignment_id, kit):
     assignment, _, folder = kit
     text = "\n".join(p.read_text(errors="ignore") for p in folder.rglob("*") if p.is_file() and p.suffix != ".npz")
-    for leak in ("BEGIN SOLUTION", "HIDDEN TESTS", "autograder.check", "import autograder", "from autograder"):
+    for leak in ("BEGIN SOLUTION", "HIDDEN TESTS", "autograder.check", "import autograder", "from autograder",
+                 "Rubric", "Model answer"):
         assert leak not in text, leak
     leaked = [line for line in solution_lines(assignment) if line in text]
     assert not leaked, leaked[:5]
     answers = [source_of(c) for g, c in cells_by_grade_id(assignment.solution).items()
                if nbgrader_meta(c).get("solution") and g in assignment.manual]
     assert not any(a.strip() and a.strip() in text for a in answers)
+
+
+def test_every_written_question_has_a_model_answer_and_a_rubric_for_instructors_only(assignment_id, kit):
+    """Each hand-graded answer of the solution holds a model answer and a rubric whose points add up to the answer's
+    points (instructors read them when grading); neither reaches the kit (the test above)."""
+    assignment, _, _ = kit
+    if assignment_id == "02_random_teachers":
+        pytest.skip("Assignment 2's written answers get their rubrics with its rework (model answers to be checked "
+                    "against the paper's code first)")
+    for grade_id in assignment.manual:
+        cell = cells_by_grade_id(assignment.solution)[grade_id]
+        text, points = source_of(cell), nbgrader_meta(cell)["points"]
+        assert "**Model answer.**" in text and f"**Rubric ({points:g} points).**" in text, grade_id
 
 
 def test_a_student_works_from_the_kit_alone(assignment_id, kit, tmp_path):

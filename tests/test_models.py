@@ -44,11 +44,11 @@ def test_unknown_encoder_is_a_clear_error():
         make_encoder("alexnet")
 
 
-def test_the_head_outputs_cosines_to_normalised_prototypes(rt):
+def test_the_head_outputs_cosines_to_normalized_prototypes(rt):
     torch.manual_seed(0)
     head = rt.ProjectionHead(12, 50, hidden_dims=(16, 16), bottleneck_dim=8)
     with torch.no_grad():
-        head.last_layer.weight.mul_(7)  # the rows' length does not matter: they are normalised in forward
+        head.last_layer.weight.mul_(7)  # the rows' length does not matter: they are normalized in forward
         out = head(torch.randn(5, 12))
     assert out.shape == (5, 50) and out.abs().max() <= 1 + 1e-6
     linears = [m for m in head.mlp if isinstance(m, nn.Linear)]

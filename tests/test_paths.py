@@ -70,9 +70,9 @@ def test_a_visible_test_earns_its_points_exactly_when_its_code_passes_in_a_kerne
     """Over every example that a kernel can run to its end, and a planted bug and a correct alternative per unit."""
     from autograder.examples import examples
 
-    catalogue = examples(assignment).EXAMPLES
+    catalog = examples(assignment).EXAMPLES
     runnable = {e.name: corpus_files[1][e.name] for e in cross_path
-                if e.kind != "example" or (e.status in ("ok", "tampered") and not catalogue[e.case].hostile)}
+                if e.kind != "example" or (e.status in ("ok", "tampered") and not catalog[e.case].hostile)}
     kernel = _kernel_verdicts(assignment, runnable)
     _, by_class = graded_class
     visible = [g for g, t in assignment.tests.items() if t.kind == "visible"]

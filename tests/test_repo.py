@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -52,3 +53,20 @@ def test_no_absolute_paths_of_a_machine_in_tracked_files():
         text = path.read_text(errors="ignore")
         offenders += [f"{path.relative_to(REPO)}: {p}" for p in pattern if p in text]
     assert not offenders, offenders
+
+
+# British spellings the course once used; the course writes American English, as the original assignment and the
+# code's own names do (center, normalize, optimizer, color jitter)
+BRITISH = re.compile(r"\b(centre[sd]?|centring|colour\w*|\w*normalis\w*|\w*initialis\w*|optimiser\w*|licence"
+                     r"|neighbour\w*|catalogue\w*|favour\w*|unlabelled|generalised|grey|tumour)\b", re.IGNORECASE)
+
+
+def test_one_spelling_convention_across_the_course():
+    found = {}
+    for path in tracked_files():
+        if path.name != "test_repo.py" and (path.suffix in (".py", ".md", ".ipynb", ".json", ".toml", ".yml")
+                                            or path.name == "Makefile"):
+            words = sorted({m.group(0) for m in BRITISH.finditer(path.read_text(errors="ignore"))})
+            if words:
+                found[str(path.relative_to(REPO))] = words
+    assert not found, found

@@ -18,7 +18,7 @@ def images(n=6, seed=0):
     return torch.rand(n, 3, 28, 28, generator=torch.Generator().manual_seed(seed))
 
 
-def test_colour_parts_equal_torchvision_per_image():
+def test_color_parts_equal_torchvision_per_image():
     x = images()
     factors = torch.linspace(0.6, 1.4, len(x))
     hue = torch.linspace(-0.1, 0.1, len(x))

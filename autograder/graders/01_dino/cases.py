@@ -62,7 +62,7 @@ def loss_inputs(case: dict, step: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def loss_trace(ns, case: dict) -> list[dict]:
-    """Loss value and centre after every step of a case, from a fresh DINOLoss."""
+    """Loss value and center after every step of a case, from a fresh DINOLoss."""
     loss = ns.DINOLoss(case["out_dim"], num_global=case["num_global"], num_local=case["num_local"],
                        student_temp=case["student_temp"], center_momentum=case["center_momentum"])
     trace = []
@@ -84,9 +84,9 @@ VIEW_FLOOR = {"brightness": 0.01, "roughness": 0.003, "solarized": 0.03}  # smal
 def view_statistics(ns, seed: int, reference_normalize) -> dict[str, dict[str, float]]:
     """Per kind of view (global 1, global 2, local): mean brightness, roughness and share of solarized views.
 
-    Views are undone with the *reference* normalisation (``reference_normalize``), so a view that was not normalised
-    (or normalised twice) shows up as a wrong brightness. Roughness is the mean absolute difference of vertically
-    neighbouring pixels (blur and zoomed-in crops lower it); a view counts as solarized when no pixel is above 0.5.
+    Views are undone with the *reference* normalization (``reference_normalize``), so a view that was not normalized
+    (or normalized twice) shows up as a wrong brightness. Roughness is the mean absolute difference of vertically
+    neighboring pixels (blur and zoomed-in crops lower it); a view counts as solarized when no pixel is above 0.5.
     """
     torch.manual_seed(seed)
     dataset = ns.LocalGlobalPathMNIST(num_local=2, num_global=2, root=SAMPLE_DIR)
@@ -123,7 +123,7 @@ def schedule_values(ns, total: int) -> dict[str, list[float]]:
 
 
 TRAINER_STEPS = (2, 3)     # step numbers of the two training steps (the warm-up starts the lr at 0)
-TRAINER_TOTAL = 8          # steps the schedules are initialised for
+TRAINER_TOTAL = 8          # steps the schedules are initialized for
 TRAINER_DEPTH = 1          # transformer blocks of the ViT in the trainer's checks (the given vit_tiny has 12)
 
 
@@ -186,7 +186,7 @@ def fixed_batch(batch_size=4, n_views=4) -> torch.Tensor:
 
 
 def trainer_trace(ns, ckpt) -> dict:
-    """Losses of two training steps on a fixed batch, and the loss's centre after them."""
+    """Losses of two training steps on a fixed batch, and the loss's center after them."""
     trainer = make_trainer(ns, ckpt)
     losses = []
     for step in TRAINER_STEPS:

@@ -10,7 +10,7 @@ and cost no other unit a point. An *alternative* solves a unit correctly but dif
 MUTANTS = {
     # Part I
     "weight-norm length trainable": ("dino_head", "        length.requires_grad = False\n", ""),
-    "no L2 normalisation": ("dino_head", "x = F.normalize(self.mlp(x), dim=-1)", "x = self.mlp(x)"),
+    "no L2 normalization": ("dino_head", "x = F.normalize(self.mlp(x), dim=-1)", "x = self.mlp(x)"),
     "last layer with a bias": ("dino_head", "nn.Linear(bottleneck_dim, out_dim, bias=False)",
                                "nn.Linear(bottleneck_dim, out_dim)"),
     "ReLU instead of GELU": ("dino_head", "layers = [nn.Linear(in_dim, hidden_dim), nn.GELU()]",
@@ -19,11 +19,11 @@ MUTANTS = {
     # Part II
     "same-view pairs not skipped": ("dino_loss", "                if s_idx == t_idx:\n                    continue",
                                     "                pass"),
-    "centre updated before the loss": (
+    "center updated before the loss": (
         "dino_loss", "        teacher_probs = F.softmax(",
         "        self._update_center(teacher_output)\n        teacher_probs = F.softmax("),
     "no centering": ("dino_loss", "(teacher_output - self.center) / teacher_temp", "teacher_output / teacher_temp"),
-    "centre fed by the student": ("dino_loss", "        self._update_center(teacher_output)\n        return",
+    "center fed by the student": ("dino_loss", "        self._update_center(teacher_output)\n        return",
                                   "        self._update_center(student_output)\n        return"),
     "image-major views": (
         "dino_loss",
@@ -31,12 +31,12 @@ MUTANTS = {
         "student_views = (student_output / self.student_temp).view(-1, self.num_global + self.num_local, "
         "student_output.shape[-1]).unbind(1)"),
     "teacher output not detached": ("dino_loss", "teacher_temp, dim=-1).detach()", "teacher_temp, dim=-1)"),
-    "centre as a parameter": ("dino_loss", 'self.register_buffer("center", torch.zeros(1, out_dim))',
+    "center as a parameter": ("dino_loss", 'self.register_buffer("center", torch.zeros(1, out_dim))',
                               "self.center = nn.Parameter(torch.zeros(1, out_dim), requires_grad=False)"),
     # Part III
     "the two global views identical": ("local_global_dataset", "        views = [self.global1(img), self.global2(img)]",
                                        "        views = [self.global1(img)] * 2"),
-    "local views not normalised": ("local_global_dataset",
+    "local views not normalized": ("local_global_dataset",
                                    "transforms.RandomResizedCrop(28, scale=(0.2, 0.8)), self.NORMALIZE])",
                                    "transforms.RandomResizedCrop(28, scale=(0.2, 0.8))])"),
     "local views not cropped": ("local_global_dataset", "transforms.RandomResizedCrop(28, scale=(0.2, 0.8))",
@@ -98,7 +98,7 @@ ALTERNATIVES = {
         "                loss = torch.sum(-target * F.log_softmax(student, dim=-1), dim=-1)\n"
         "                total_loss = total_loss + loss.mean()",
         "                total_loss = total_loss + F.cross_entropy(student, target)"),
-    "centre of shape (out_dim,)": (
+    "center of shape (out_dim,)": (
         "dino_loss",
         'self.register_buffer("center", torch.zeros(1, out_dim))',
         'self.register_buffer("center", torch.zeros(out_dim))',
@@ -129,7 +129,23 @@ ALTERNATIVES = {
     "pseudo-label counts by one-hot sums": (
         "pseudo_labels", "    return torch.bincount(torch.cat(labels), minlength=out_dim)",
         "    return F.one_hot(torch.cat(labels), out_dim).sum(dim=0)"),
-    # as the official DINO code does it: the schedules' numpy floats go into the optimiser (and its checkpoint)
+    # the epoch loop written by the student instead of the given one: no loss history, no checkpoints
+    "trainer with its own epoch loop": (
+        "dino_trainer", "        return loss\n        ### END SOLUTION",
+        """        return loss
+
+    def train(self, num_epochs, resume=False, on_epoch=None):
+        total = len(self.data_loader) * num_epochs
+        for schedule in (self.lr_schedule, self.wd_schedule, self.teacher_temp_schedule, self.teacher_ema_schedule):
+            schedule.init(total)
+        self.steps = 0
+        for epoch in range(num_epochs):
+            for batch in self.data_loader:  # (images, views, c, h, w) -> (views, images, c, h, w)
+                self.training_step(batch.transpose(0, 1).to(self.device))
+                self.steps += 1
+        return self.teacher.model.encoder
+        ### END SOLUTION"""),
+    # as the official DINO code does it: the schedules' numpy floats go into the optimizer (and its checkpoint)
     "trainer that stores the schedules' numpy floats": (
         "dino_trainer",
         'group["lr"] = float(self.lr_schedule(self.steps))', 'group["lr"] = self.lr_schedule(self.steps)',

@@ -1,4 +1,4 @@
-"""Part I: the DINO head (parameter counts, MLP, unit-sphere bottleneck, weight-normalised last layer)."""
+"""Part I: the DINO head (parameter counts, MLP, unit-sphere bottleneck, weight-normalized last layer)."""
 
 from __future__ import annotations
 
@@ -75,13 +75,13 @@ def test_mlp_has_nlayers_linear_layers_with_gelu_between(ns, nlayers):
                  "Put a GELU after every Linear layer of the MLP except the last one")
 
 
-def test_forward_normalises_the_bottleneck_before_the_last_layer(ns):
+def test_forward_normalizes_the_bottleneck_before_the_last_layer(ns):
     """forward(x) is last_layer(x' / |x'|) with x' = mlp(x)"""
     head = make_head(ns, 12, 9, 3, 24, 6)
     expect(hasattr(head, "last_layer"), "the head has no attribute `last_layer`", "Store it as self.last_layer")
     x = 5 * torch.randn(4, 12)
     expected = head.last_layer(F.normalize(run_mlp(head.mlp, x), dim=-1))
-    expect_close(head(x), expected, "forward(x)", "Normalise the MLP's output to unit length (L2, over the last "
+    expect_close(head(x), expected, "forward(x)", "Normalize the MLP's output to unit length (L2, over the last "
                  "dimension) before the last layer")
 
 
@@ -91,7 +91,7 @@ def test_every_output_lies_in_minus_one_one(ns, scale):
     head = make_head(ns, 12, 64, 3, 24, 6)
     y = head(scale * torch.randn(256, 12)).detach()
     expect(float(y.abs().max()) <= 1 + 1e-5, f"inputs of scale {scale}: expected every output in [-1, 1], got "
-           f"a largest |output| of {float(y.abs().max()):.4g}", "Normalise the bottleneck and keep the weight-norm "
+           f"a largest |output| of {float(y.abs().max()):.4g}", "Normalize the bottleneck and keep the weight-norm "
            "lengths at 1")
     expect(float(y.abs().max()) > 0.05, f"inputs of scale {scale}: the outputs are all (nearly) zero")
 
@@ -103,7 +103,7 @@ def test_last_layer_has_no_bias_and_frozen_unit_lengths(ns):
     expect(getattr(last, "bias", None) is None, "the last layer has a bias", "Use bias=False")
     lengths = lengths_of(last)
     if len(lengths) != 1:
-        fail("the last layer is not weight-normalised (no parameter `parametrizations.weight.original0`)",
+        fail("the last layer is not weight-normalized (no parameter `parametrizations.weight.original0`)",
              "Wrap it with nn.utils.parametrizations.weight_norm")
     expect(not lengths[0].requires_grad, "the weight-norm lengths (g) are trainable", "Set requires_grad = False")
     expect_close(lengths[0].detach().flatten(), torch.ones(8), "the weight-norm lengths (g) after __init__",
@@ -115,4 +115,4 @@ def test_last_layer_has_no_bias_and_frozen_unit_lengths(ns):
         optim.step()
     head(torch.randn(2, 16))
     expect_close(last.weight.norm(dim=1), torch.ones(8), "length of every row of the last layer's weight after "
-                 "3 optimiser steps", "The lengths must not be trained")
+                 "3 optimizer steps", "The lengths must not be trained")

@@ -1,4 +1,4 @@
-"""Part III: local and global views (shapes, normalisation, randomness, crops, statistics of the augmentations)."""
+"""Part III: local and global views (shapes, normalization, randomness, crops, statistics of the augmentations)."""
 
 from __future__ import annotations
 
@@ -29,15 +29,15 @@ def test_every_item_stacks_global_then_local_views(ns, n_global, n_local):
         expect(views.dtype == torch.float32, f"expected float32 views, got {views.dtype}")
 
 
-def test_every_view_is_normalised_exactly_once(ns):
-    """Every view is normalised once (undoing NORMALIZE gives pixels in [0, 1])"""
+def test_every_view_is_normalized_exactly_once(ns):
+    """Every view is normalized once (undoing NORMALIZE gives pixels in [0, 1])"""
     views = views_of(ns, num_local=2, num_global=3)
     for v in range(views.shape[1]):
         pixels = unnormalize(views[:, v], ns.LocalGlobalPathMNIST.NORMALIZE)
         expect(float(pixels.min()) >= -1e-3 and float(pixels.max()) <= 1 + 1e-3, f"view {v}: after undoing "
                f"NORMALIZE, expected pixels in [0, 1], got [{float(pixels.min()):.3f}, {float(pixels.max()):.3f}]",
                "Convert with ToTensor first and apply NORMALIZE exactly once, as the last step of every view")
-        expect(float(views[:, v].min()) < -0.5, f"view {v} is not normalised", "Apply NORMALIZE to every view")
+        expect(float(views[:, v].min()) < -0.5, f"view {v} is not normalized", "Apply NORMALIZE to every view")
 
 
 def test_views_differ_and_are_reproducible_with_a_seed(ns):
@@ -76,7 +76,7 @@ def statistics(ns, solution):
 def test_augmentation_statistics_match_the_reference(values, statistics, kind):
     """Brightness, roughness and share of solarized views match the reference's augmentations"""
     got = statistics[kind]
-    hints = {"brightness": "Check colour jitter, solarization and the normalisation",
+    hints = {"brightness": "Check color jitter, solarization and the normalization",
              "roughness": "Check the Gaussian blur (global 1 always, global 2 10 %, local 50 %) and the crop",
              "solarized": "Solarize (threshold 0.5 on [0, 1]) global 2 views only, with probability 0.2"}
     for stat, ref in values[kind].items():

@@ -17,7 +17,7 @@ from torch.nn import functional as F
 
 def small_net(seed: int) -> nn.Module:
     """A small convolutional network with BatchNorm (8x8 images -> 5 outputs). The convolution has no bias: before a
-    BatchNorm its gradient is zero up to rounding, and an optimiser would follow the rounding."""
+    BatchNorm its gradient is zero up to rounding, and an optimizer would follow the rounding."""
     torch.manual_seed(seed)
     return nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
                          nn.Linear(4 * 6 * 6, 5))
@@ -35,7 +35,7 @@ def teacher_outputs(ns) -> list[float]:
     return teacher(images(2, 4)).flatten().tolist()
 
 
-# ---- Part II: the student initialisation --------------------------------------------------------------------------
+# ---- Part II: the student initialization --------------------------------------------------------------------------
 INIT_CASES = {  # name: (mode, alpha, eps, var_preserving)
     "teacher": ("teacher", 0.5, 1e-3, True),
     "random": ("random", 0.5, 1e-3, True),
@@ -58,7 +58,7 @@ def init_pair() -> tuple[nn.Module, nn.Module]:
 
 
 def student_weights(ns, case: str) -> dict[str, list[float]]:
-    """Every tensor of the student's state_dict (flattened) for one initialisation."""
+    """Every tensor of the student's state_dict (flattened) for one initialization."""
     mode, alpha, eps, var_preserving = INIT_CASES[case]
     teacher, other = init_pair()
     student = ns.init_student(teacher, other, mode, alpha=alpha, eps=eps, var_preserving=var_preserving)

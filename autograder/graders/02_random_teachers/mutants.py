@@ -17,14 +17,14 @@ MUTANTS = {
                                "        return self.model(x)"),
     "train() returns nothing": ("frozen_teacher", "        self.model.eval()\n        return self\n",
                                 "        self.model.eval()\n"),
-    # Part II: the student initialisation
+    # Part II: the student initialization
     "variance not preserved": ("student_init", "                if var_preserving:\n                    "
                                "s.div_(math.sqrt((1 - alpha) ** 2 + alpha ** 2))\n", ""),
     "variance divisor without the square root": ("student_init", "s.div_(math.sqrt((1 - alpha) ** 2 + alpha ** 2))",
                                                  "s.div_((1 - alpha) ** 2 + alpha ** 2)"),
     "alpha weights swapped": ("student_init", "s.copy_((1 - alpha) * t + alpha * r)",
                               "s.copy_(alpha * t + (1 - alpha) * r)"),
-    "neighbourhood shrinks the teacher": ("student_init", "s.copy_(t + eps * r)", "s.copy_((1 - eps) * t + eps * r)"),
+    "neighborhood shrinks the teacher": ("student_init", "s.copy_(t + eps * r)", "s.copy_((1 - eps) * t + eps * r)"),
     "student left frozen": ("student_init", "    for param in student.parameters():\n"
                             "        param.requires_grad = True\n", ""),
     "student left in evaluation mode": ("student_init", "    student.train()\n    ### END SOLUTION",
@@ -46,12 +46,12 @@ MUTANTS = {
     "teacher output not detached": ("distillation_loss", "teacher_output.detach() / self.teacher_temp",
                                     "teacher_output / self.teacher_temp"),
     # Part IV: the probes
-    "k farthest neighbours": ("knn_probe", "distances.topk(k, dim=1, largest=False)", "distances.topk(k, dim=1)"),
+    "k farthest neighbors": ("knn_probe", "distances.topk(k, dim=1, largest=False)", "distances.topk(k, dim=1)"),
     "dot-product similarity instead of distance": (
         "knn_probe", "    distances = torch.cdist(test_features, train_features)\n"
         "    nearest = distances.topk(k, dim=1, largest=False).indices",
         "    nearest = (test_features @ train_features.T).topk(k, dim=1).indices"),
-    "only the nearest neighbour votes": ("knn_probe", "distances.topk(k, dim=1, largest=False)",
+    "only the nearest neighbor votes": ("knn_probe", "distances.topk(k, dim=1, largest=False)",
                                          "distances.topk(1, dim=1, largest=False)"),
     "ties go to the largest label": ("knn_probe", "    predictions = votes.argmax(dim=1)",
                                      "    predictions = votes.shape[1] - 1 - votes.flip(1).argmax(dim=1)"),
@@ -86,7 +86,7 @@ ALTERNATIVES = {
         "        with torch.inference_mode():\n            return self.model(x).clone()"),
     "train() without super()": ("frozen_teacher", "        super().train(mode)\n        self.model.eval()\n",
                                 "        self.training = mode\n        self.model.eval()\n"),
-    "initialisation through state_dicts": (
+    "initialization through state_dicts": (
         "student_init",
         """    with torch.no_grad():
         for s, t, r in zip(student.parameters(), teacher_model.parameters(), random_model.parameters()):

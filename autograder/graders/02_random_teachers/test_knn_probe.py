@@ -1,4 +1,4 @@
-"""Part IV: the k-NN probe (Euclidean distance, k neighbours, unweighted majority vote, ties to the smallest)."""
+"""Part IV: the k-NN probe (Euclidean distance, k neighbors, unweighted majority vote, ties to the smallest)."""
 
 from __future__ import annotations
 

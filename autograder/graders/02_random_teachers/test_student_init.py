@@ -1,4 +1,4 @@
-"""Part II: the student initialisation (four modes, variance preservation, buffers, a new trainable network)."""
+"""Part II: the student initialization (four modes, variance preservation, buffers, a new trainable network)."""
 
 from __future__ import annotations
 
