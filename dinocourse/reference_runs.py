@@ -1,7 +1,7 @@
 """The reference runs that ship with the course (given code): what a much longer run of the same code reaches.
 
 A reference run is a folder of files and a ``MANIFEST.json`` with their md5 sums (written by :func:`write_manifest`,
-checked by :func:`verify`). Assignment 1's reference run (``python -m dinolab.dino_reference``) holds the trained
+checked by :func:`verify`). Assignment 1's reference run (made by the course's reference-run command) holds the trained
 teacher in half precision (``teacher.pt``), the run's health record (``health.pt``) and its validation curve and
 recipe (``curve.json``).
 """

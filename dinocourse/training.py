@@ -102,10 +102,29 @@ class Recipe:
 # ---- the budget ----------------------------------------------------------------------------------------------------
 def _schedule_settings(schedule) -> dict:
     """What defines a schedule (its constructor's values), for a checkpoint's identity."""
-    inner = {k: v for k, v in vars(schedule).items() if k not in ("schedule", "total_steps")}
+    inner = {k: v for k, v in vars(schedule).items() if k != "total_steps" and not isinstance(v, np.ndarray)}
     return {k: (_schedule_settings(v) if hasattr(v, "init") else
                 float(v) if isinstance(v, (float, np.floating)) else v) for k, v in inner.items()
             if isinstance(v, (int, float, str, bool, type(None), np.floating)) or hasattr(v, "init")}
+
+
+def _code_digest(code) -> str:
+    """What a function computes (bytecode, constants, names; not where it is written), recursively."""
+    parts = [code.co_code.hex(), repr(code.co_names)]
+    for const in code.co_consts:
+        parts.append(_code_digest(const) if hasattr(const, "co_code") else repr(const))
+    return hashlib.md5("|".join(parts).encode()).hexdigest()
+
+
+def code_identity(*classes) -> dict:
+    """A digest of every method of ``classes`` (the student's code that training runs)."""
+    found = {}
+    for cls in classes:
+        for name, member in sorted(vars(cls).items()):
+            function = getattr(member, "__func__", member)
+            if hasattr(function, "__code__"):
+                found[f"{cls.__name__}.{name}"] = _code_digest(function.__code__)
+    return found
 
 
 @dataclass
@@ -140,9 +159,11 @@ class Budget:
         return (f"{self.mode} mode on {self.device.type}: {self.data_kind} PathMNIST ({images} training images), "
                 f"{self.epochs} epochs of batch {self.batch_size}, {recipe}, seed {self.seed}")
 
-    def checkpoint(self, dataset, schedules: dict, **settings) -> Path:
-        """The checkpoint of a run: one file per combination of every setting that changes training."""
-        identity = {"mode": self.mode, "data": self.data_kind, "train_images": len(dataset), "seed": self.seed,
+    def checkpoint(self, dataset, schedules: dict, code: tuple = (), **settings) -> Path:
+        """The checkpoint of a run: one file per combination of every setting that changes training, and of the code
+        of ``code`` (classes: a change of their methods trains anew)."""
+        identity = {"code": code_identity(*code),
+                    "mode": self.mode, "data": self.data_kind, "train_images": len(dataset), "seed": self.seed,
                     "epochs": self.epochs, "batch_size": self.batch_size, "recipe": self.recipe.describe(),
                     "fast_views": self.fast_views, "num_global": dataset.num_global, "num_local": dataset.num_local,
                     "schedules": {name: _schedule_settings(s) for name, s in schedules.items()}, **settings}
@@ -219,8 +240,8 @@ class TrainerBase(torch.nn.Module):
 
     def train_one_epoch(self, epoch: int, max_steps: int | None = None) -> None:
         """One pass over the data loader (or its first ``max_steps`` batches)."""
-        self.student.train()
-        self.teacher.train()
+        for module in (self.student, self.teacher):
+            module.train()
         with (tqdm(self.data_loader, desc=f"epoch {epoch + 1}", leave=False) as bar,
               self.health.watch(getattr(self, "dino_loss", None))):
             for index, batch in enumerate(bar):
@@ -248,7 +269,7 @@ class TrainerBase(torch.nn.Module):
 
     def load(self) -> None:
         print(f"Loading the checkpoint {self.ckpt_name} of these settings (training goes on from it, or is skipped "
-              "if it finished; delete it to train again after changing your code)")
+              "if it finished; delete it to train again)")
         # the course's own file, which may hold the numpy floats a schedule returns (weights-only loading refuses them)
         ckpt = torch.load(self.ckpt_name, map_location=self.device, weights_only=False)
         self.student.load_state_dict(ckpt["student"])

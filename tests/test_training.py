@@ -145,3 +145,17 @@ def test_the_gpu_check_runs_on_a_cpu_in_a_tiny_call():
                            "--batch-size", "8"], capture_output=True, text=True, cwd=REPO_ROOT, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "seconds per step" in done.stdout and "projected 15-epoch run" in done.stdout
+
+
+def test_a_checkpoint_belongs_to_the_students_code(nb, tmp_path, monkeypatch):
+    monkeypatch.setenv("DINO_RESULTS", str(tmp_path))
+    budget = setup(mode="quick", quiet=True)
+    dataset = nb.LocalGlobalPathMNIST(num_local=2, num_global=2)
+
+    def path_with(body):
+        namespace = {}
+        exec(f"class DINOLoss:\n    def forward(self, x):\n        {body}\n", namespace)  # noqa: S102
+        return budget.checkpoint(dataset, schedules(nb), code=(namespace["DINOLoss"],), out_dim=256)
+
+    assert path_with("return x + 1") == path_with("return x + 1")
+    assert path_with("return x + 1") != path_with("return x + 2")
