@@ -180,7 +180,8 @@ def pseudo_label_ranks(counts: dict[str, torch.Tensor]):
         used = c[c > 0].sort(descending=True).values
         ax.plot(np.arange(1, len(used) + 1), 100 * used.numpy() / c.sum().item(), "o-", ms=3,
                 label=f"{name}: {len(used)} of {len(c)} used")
-    ax.set_xscale("log")
+    if max(int((c > 0).sum()) for c in counts.values()) > 20:
+        ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("rank of the pseudo-label (1 = the most used)")
     ax.set_ylabel("share of the images (%)")

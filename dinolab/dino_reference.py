@@ -4,7 +4,7 @@ sample's training split, with its validation curve; what the notebook shows next
 ``python -m dinolab.dino_reference [--name NAME] [--epochs N]`` (``make reference-run``) writes into
 ``data/reference/NAME/``:
 
-    teacher.pt     the teacher (encoder and head) in half precision, and the untrained teacher's seed
+    teacher.pt     the teacher (encoder and head) in half precision, and the run's seed (not with --no-teacher)
     health.pt      the run's health record (dinocourse.health.TrainingHealth.state_dict())
     curve.json     validation 1-NN accuracy against images seen, and the recipe (every setting of the run)
     MANIFEST.json  md5 of every file above
@@ -44,6 +44,8 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--limit", type=int, default=None, help="training images (default: the whole split)")
+    parser.add_argument("--teacher", action=argparse.BooleanOptionalAction, default=True,
+                        help="ship the trained teacher (--no-teacher: the health record and curve only)")
     parser.add_argument("--resume", action="store_true", help="go on from the run's last epoch checkpoint")
     parser.add_argument("--name", default="dino-long", help="the run's folder under data/reference/ (the notebook "
                         "shows dino-long and dino-quick-original)")
@@ -84,8 +86,11 @@ def main(argv=None) -> int:
     probe(0)
     trainer.train(args.epochs, resume=args.resume, on_epoch=lambda epoch: probe(epoch) if epoch % args.eval_every == 0
                   or epoch == args.epochs else None)
-    teacher = {k: v.half() if v.is_floating_point() else v for k, v in trainer.teacher.model.state_dict().items()}
-    torch.save({"teacher": teacher, "seed": args.seed}, args.out / "teacher.pt")
+    files = ["health.pt", "curve.json"]
+    if args.teacher:
+        teacher = {k: v.half() if v.is_floating_point() else v for k, v in trainer.teacher.model.state_dict().items()}
+        torch.save({"teacher": teacher, "seed": args.seed}, args.out / "teacher.pt")
+        files.insert(0, "teacher.pt")
     torch.save(trainer.health.state_dict(), args.out / "health.pt")
     info = {"recipe": {**recipe.describe(), "epochs": args.epochs, "batch_size": args.batch_size,
                        "train_images": len(dataset), "seed": args.seed, "views": "2 global + 2 local"},
@@ -93,7 +98,7 @@ def main(argv=None) -> int:
             "train_seconds": round(time.perf_counter() - start, 1), "curve": curve,
             "health": trainer.health.verdict()}
     (args.out / "curve.json").write_text(json.dumps(info, indent=1) + "\n")
-    write_manifest(args.out, ["teacher.pt", "health.pt", "curve.json"])
+    write_manifest(args.out, files)
     print(f"done in {info['train_seconds']:.0f} s: {args.out}")
     return 0
 
