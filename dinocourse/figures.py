@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from dinocourse.views import dataset_images
+from dinocourse.views import dataset_images, underlying
 
 SHORT_NAMES = {"adipose": "adipose", "background": "backgr.", "debris": "debris", "lymphocytes": "lympho.",
                "mucus": "mucus", "smooth muscle": "muscle", "normal colon mucosa": "mucosa",
@@ -36,10 +36,7 @@ def class_names(dataset, short: bool = True) -> list[str]:
 
 def _labels(dataset) -> np.ndarray:
     """The labels of a (subset of a) medmnist dataset, in its order."""
-    indices = None
-    while hasattr(dataset, "indices") and hasattr(dataset, "dataset"):
-        indices = dataset.indices if indices is None else [dataset.indices[i] for i in indices]
-        dataset = dataset.dataset
+    dataset, indices = underlying(dataset)
     labels = np.asarray(dataset.labels).reshape(-1)
     return labels if indices is None else labels[np.asarray(indices)]
 

@@ -20,7 +20,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -145,7 +145,6 @@ class Budget:
     num_workers: int = 0
     fast_views: bool = True
     amp: bool = False
-    extra: dict = field(default_factory=dict)
 
     @property
     def resume(self) -> bool:
@@ -200,11 +199,6 @@ def setup(mode: str | None = None, recipe: str | None = None, seed: int | None =
     if not quiet:
         print(budget.line())
     return budget
-
-
-def with_recipe(budget: Budget, recipe: str) -> Budget:
-    """The same budget with another recipe (``"original"`` or ``"short-run"``)."""
-    return replace(budget, recipe=Recipe.named(recipe, budget.batch_size))
 
 
 # ---- the trainer's bookkeeping -------------------------------------------------------------------------------------
@@ -341,5 +335,4 @@ def use_fast_views(trainer, dataset, device) -> bool:
     return True
 
 
-__all__ = ["Budget", "Constant", "Recipe", "Scaled", "TrainerBase", "save_summary", "setup", "use_fast_views",
-           "with_recipe"]
+__all__ = ["Budget", "Constant", "Recipe", "Scaled", "TrainerBase", "save_summary", "setup", "use_fast_views"]

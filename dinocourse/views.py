@@ -239,12 +239,18 @@ class BatchedViewLoader:
             yield self.views(self.images[idx])
 
 
-def dataset_images(dataset) -> torch.Tensor:
-    """The uint8 images (N, H, W, 3) behind a (subset of a) medmnist dataset, in its order."""
+def underlying(dataset):
+    """The medmnist dataset under (nested subsets of) ``dataset`` and the indices of its items there (None: all)."""
     indices = None
     while hasattr(dataset, "indices") and hasattr(dataset, "dataset"):
         indices = dataset.indices if indices is None else [dataset.indices[i] for i in indices]
         dataset = dataset.dataset
+    return dataset, indices
+
+
+def dataset_images(dataset) -> torch.Tensor:
+    """The uint8 images (N, H, W, 3) behind a (subset of a) medmnist dataset, in its order."""
+    dataset, indices = underlying(dataset)
     images = torch.from_numpy(dataset.imgs)
     return images if indices is None else images[torch.as_tensor(indices)]
 
