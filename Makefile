@@ -66,9 +66,10 @@ gpu-check: $(STAMP)  ## Assignment 1's full budget timed on this machine (a GPU:
 	$(PY) benchmarks/gpu_check.py
 	$(PY) benchmarks/training_throughput.py
 
-reference-run: $(STAMP)  ## Assignment 1's shipped reference runs in data/reference/ (2 CPU cores: about an hour)
+reference-run: $(STAMP)  ## the shipped reference runs in data/reference/ (2 CPU cores: about two hours)
 	$(PY) -m dinolab.dino_reference --name dino-long --epochs 100 --eval-every 5
 	$(PY) -m dinolab.dino_reference --name dino-quick-original --recipe original --epochs 10 --eval-every 10 --no-teacher
+	$(PY) -m dinolab.random_teachers_reference --seeds 0,1,2,3,4 --jobs 2
 
 clean:  ## remove outputs of the demo and of notebook runs (keeps .venv and data)
 	rm -rf build results solutions/*/results assignments/*/results

@@ -1,4 +1,4 @@
-"""The figures of Assignment 1's evaluation (given code): they draw what the notebook's own code computed.
+"""The figures of the assignments (given code): they draw what the notebook's own code computed. Assignment 1:
 
 * :func:`health_panels` — the health panels of several runs, one row each;
 * :func:`knn_bars` — 1-NN accuracies side by side;
@@ -231,5 +231,56 @@ def pseudo_label_examples(assigned: torch.Tensor, dataset, title: str, top: int 
             ax.set_yticks([])
     fig.suptitle(f"{title}: images of the {len(best)} most used pseudo-labels (row: pseudo-label and how many "
                  "images it holds; under each image its tissue class)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+# ---- Assignment 2 --------------------------------------------------------------------------------------------------
+PROBE_NAMES = ("k-NN", "linear")
+
+
+def spread_bars(yours: dict[str, dict], reference: dict[str, list[dict]], title: str, axes=None):
+    """Your run's accuracies (name -> {"k-NN": a, "linear": a}) as stars, over the reference runs' mean (bar),
+    standard deviation (error bar) and single seeds (dots): one panel per probe."""
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(11, 3.3), sharey=True)
+    names = list(yours)
+    for ax, probe in zip(axes, PROBE_NAMES, strict=True):
+        for i, name in enumerate(names):
+            seeds = [100 * r[probe] for r in reference.get(name, [])]
+            if seeds:
+                mean, sd = np.mean(seeds), np.std(seeds, ddof=1) if len(seeds) > 1 else 0.0
+                ax.bar(i, mean, 0.6, color="lightsteelblue", yerr=sd, capsize=4,
+                       label=f"reference: mean ± sd of {len(seeds)} seeds" if i == 0 else None)
+                ax.plot([i] * len(seeds), seeds, ".", color="tab:blue", alpha=0.7,
+                        label="reference: one seed" if i == 0 else None)
+                ax.text(i, 1, f"{mean:.1f}±{sd:.1f}", ha="center", va="bottom", fontsize=7)
+            ax.plot(i, 100 * yours[name][probe], "*", ms=13, color="tab:red", label="your run" if i == 0 else None)
+        ax.set_xticks(range(len(names)), [n.replace(", ", ",\n") for n in names], fontsize=8)
+        ax.set_ylim(0, 100)
+        ax.set_title(f"{title}: {probe} probe", fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("test accuracy (%)")
+    axes[0].legend(fontsize=7, loc="upper left")
+    return axes
+
+
+def batchnorm_statistics(stats: list[dict], title: str):
+    """What enters each BatchNorm layer on real images (per-channel mean and variance: dots) against the layer's
+    running statistics (line), layer by layer (:func:`dinocourse.distillation.batchnorm_inputs`)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
+    for ax, key in zip(axes, ("mean", "var"), strict=True):
+        for i, layer in enumerate(stats):
+            values = layer[key].numpy()
+            ax.plot(np.full(len(values), i + 1) + np.random.default_rng(i).uniform(-0.25, 0.25, len(values)),
+                    values, ".", ms=2, alpha=0.5, color="tab:blue", label="channels on real images" if i == 0 else None)
+            ax.plot([i + 0.6, i + 1.4], [float(layer[f"running_{key}"].mean())] * 2, color="tab:red", lw=2,
+                    label="running statistic (what evaluation mode uses)" if i == 0 else None)
+        ax.set_xlabel("BatchNorm layer")
+        ax.set_title(f"per-channel {'mean' if key == 'mean' else 'variance'} of the layer's input", fontsize=10)
+        if key == "var":
+            ax.set_yscale("log")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig

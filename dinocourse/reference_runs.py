@@ -87,3 +87,14 @@ def load_curve(name: str) -> dict:
     folder = run_folder(name)
     verify(folder)
     return json.loads((folder / "curve.json").read_text())
+
+
+def load_seeds(name: str) -> list[dict]:
+    """The run summaries (``seed-N.json``) of the multi-seed reference ``name``, in seed order; none while the
+    folder does not exist (as while the reference-run command makes it)."""
+    folder = run_folder(name)
+    if not folder.exists():
+        return []
+    manifest = verify(folder)
+    names = sorted((n for n in manifest if n.startswith("seed-")), key=lambda n: int(n[5:].split(".")[0]))
+    return [json.loads((folder / n).read_text()) for n in names]

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from dinocourse import distillation
 from dinocourse.data import PATHMNIST_MEAN, PATHMNIST_STD, PathMNIST
 from dinocourse.views import BatchedViews
 from dinolab.code import Code, load
@@ -112,19 +113,25 @@ def optimizer_of(config: dict, params, lr: float):
     return (torch.optim.AdamW if config["opt"] == "adamw" else torch.optim.Adam)(params, lr=lr)
 
 
-@torch.no_grad()
+class ClippedSteps:
+    """The optimizer, its gradients' total norm clipped to ``max_norm`` before every step (the bed's option
+    ``clip_grad``; the notebook's loop knows nothing of it)."""
+
+    def __init__(self, optimizer, max_norm: float):
+        self.optimizer, self.max_norm = optimizer, max_norm
+
+    def zero_grad(self, set_to_none: bool = True):
+        self.optimizer.zero_grad(set_to_none=set_to_none)
+
+    def step(self):
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        torch.nn.utils.clip_grad_norm_(params, self.max_norm)
+        self.optimizer.step()
+
+
 def features(model, images: torch.Tensor, device, batch_size: int = 512) -> torch.Tensor:
-    """Encoder features in evaluation mode; every layer's mode is restored afterwards (a frozen teacher's BatchNorm
-    must stay in evaluation mode, whatever a wrapper's .train() would do)."""
-    if model is None:
-        return normalize(images).flatten(1)
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    out = torch.cat([model.embed(normalize(images[i:i + batch_size]).to(device)).cpu()
-                     for i in range(0, len(images), batch_size)])
-    for module, mode in modes:
-        module.training = mode
-    return out
+    """Encoder features of uint8 images (the notebook's given ``dinocourse.distillation.features``)."""
+    return distillation.features(model, normalize(images), device, batch_size)
 
 
 def probe(code: Code, model, data: dict, config: dict, device) -> dict:
@@ -195,6 +202,7 @@ def run(config: dict, out: Path | None = None, progress: bool = True) -> Path:
                                       float(sched["t_temp"](0)))
         teacher_fn = teacher
     optimizer = optimizer_of(config, [p for p in student.parameters() if p.requires_grad], 0.0)
+    step_with = ClippedSteps(optimizer, config["clip_grad"]) if config["clip_grad"] else optimizer
     state = {"step": 0}
 
     def set_hyperparameters():
@@ -231,8 +239,7 @@ def run(config: dict, out: Path | None = None, progress: bool = True) -> Path:
         state["epoch"] = epoch
         first = len(losses)
         try:
-            rt.distill_epoch(student, teacher_fn, loss_fn, batches, optimizer, clip_grad=config["clip_grad"],
-                             on_step=on_step)
+            rt.distill_epoch(student, teacher_fn, loss_fn, batches, step_with, on_step=on_step)
         except _Done:
             pass
         entry = {"epoch": epoch, "step": state["step"], "loss": float(np.mean(losses[first:])),

@@ -8,11 +8,13 @@ numbers. ``python -m autograder reference 02_random_teachers`` runs them on the 
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 
 def small_net(seed: int) -> nn.Module:
@@ -97,6 +99,36 @@ def loss_value(ns, name: str) -> dict:
     return {"loss": float(value.detach()), "student_grad": student.grad.flatten().tolist()}
 
 
+# one CE and one KL loss object, each called several times on new outputs (and once more on the first ones): a loss
+# that keeps anything between calls (the teacher's distribution of a first call, the losses of earlier calls) differs
+REPEATED_LOSS = (3, "all", 0.5, 0.1, 4, 6)  # (num_views, pairing, student_temp, teacher_temp, batch, out_dim)
+REPEATED_CALLS = (("CE", 11), ("KL", 11), ("CE", 12), ("KL", 13), ("KL", 12), ("CE", 13), ("CE", 11), ("KL", 11))
+
+
+def repeated_loss_objects(ns) -> dict:
+    views, pairing, s_temp, t_temp = REPEATED_LOSS[:4]
+    return {kind: ns.DistillationLoss(views, kind, pairing, student_temp=s_temp, teacher_temp=t_temp)
+            for kind in ("CE", "KL")}
+
+
+def repeated_call(objects: dict, kind: str, seed: int):
+    """One call of the loss object ``kind`` on the outputs of ``seed``: (the loss, the student's outputs)."""
+    views, pairing, s_temp, t_temp, batch, out_dim = REPEATED_LOSS
+    student, teacher = loss_inputs((views, kind, pairing, s_temp, t_temp, batch, out_dim, seed))
+    student.requires_grad_(True)
+    return objects[kind](student, teacher), student
+
+
+def repeated_loss_values(ns) -> list[dict]:
+    objects = repeated_loss_objects(ns)
+    out = []
+    for kind, seed in REPEATED_CALLS:
+        value, student = repeated_call(objects, kind, seed)
+        value.backward()
+        out.append({"loss": float(value.detach()), "student_grad": student.grad.flatten().tolist()})
+    return out
+
+
 # ---- Part IV: the probes ------------------------------------------------------------------------------------------
 KNN_CASES = {  # name: (train, test, dim, classes, spread, k, seed)
     "k=20, 9 classes": (200, 60, 8, 9, 2.0, 20, 1),
@@ -121,6 +153,33 @@ def knn_data(case: tuple):
 def knn_case(ns, name: str) -> float:
     train_x, train_y, test_x, test_y = knn_data(KNN_CASES[name])
     return ns.knn_accuracy(train_x, train_y, test_x, test_y, k=KNN_CASES[name][5])
+
+
+# each test point alone, with every label as its test label: knn_accuracy gives 1.0 exactly for the predicted label.
+# Realistic features (overlapping clusters in 16 and 32 dimensions) with no near tie of distances at the k-th neighbor
+KNN_POINT_CASES = {  # name: (train, test, dim, classes, spread, k, seed)
+    "k=5, 16-dimensional features": (150, 24, 16, 5, 2.0, 5, 11),
+    "k=10, 32-dimensional features": (200, 24, 32, 6, 2.5, 10, 12),
+}
+
+
+def knn_point_data(name: str):
+    case = KNN_POINT_CASES[name]
+    train_x, train_y, test_x, test_y = knn_data(case)
+    k = case[5]
+    nearest = torch.cdist(test_x, train_x).sort(dim=1).values
+    gap = float((nearest[:, k] - nearest[:, k - 1]).min())
+    if gap < 1e-3:  # rounding could then change which training points are the k nearest
+        raise RuntimeError(f"{name}: a near tie of distances at the k-th neighbor ({gap:.2g}): choose another seed")
+    return train_x, train_y, test_x, test_y
+
+
+def knn_point_hits(ns, name: str) -> list[list[float]]:
+    """For every test point alone: knn_accuracy with test label 0, 1, ... (1.0 for the predicted label only)."""
+    train_x, train_y, test_x, _ = knn_point_data(name)
+    classes, k = KNN_POINT_CASES[name][3], KNN_POINT_CASES[name][5]
+    return [[float(ns.knn_accuracy(train_x, train_y, test_x[i:i + 1], torch.tensor([label]), k=k))
+             for label in range(classes)] for i in range(len(test_x))]
 
 
 PROBE_CASE = dict(n=300, n_test=300, dim=24, classes=5, spread=2.5, seed=6, batch_size=16)
@@ -151,16 +210,75 @@ def linear_probe_case(ns, epochs: int) -> dict:
     return {"train_loss": probe_loss(layer, train_x, train_y), "test_accuracy": test_acc}
 
 
+class StepWatch:
+    """Watches every optimizer step taken inside the ``with`` block (a global optimizer hook, removed on exit), whatever
+    the optimizer and however the mini-batches are drawn: the number of steps, each parameter stepped (with its value
+    before its first step), and the steps at which a parameter's gradient was not only what the backward passes since
+    the previous step gave (gradients never cleared add up over the mini-batches)."""
+
+    def __init__(self):
+        self.steps, self.stale_steps = 0, 0
+        self.params: dict[int, torch.Tensor] = {}    # id -> every parameter an optimizer stepped
+        self.initial: dict[int, torch.Tensor] = {}   # id -> its value before its first step
+        self._fresh: dict[int, torch.Tensor | None] = {}
+        self._handles: list = []
+
+    def __enter__(self):
+        self._handles.append(register_optimizer_step_pre_hook(self._before_step))
+        return self
+
+    def __exit__(self, *exc):
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def _gradient(self, key: int, grad: torch.Tensor) -> None:
+        fresh = self._fresh.get(key)
+        self._fresh[key] = grad.detach().clone() if fresh is None else fresh + grad.detach()
+
+    def _before_step(self, optimizer, args, kwargs) -> None:
+        stale = False
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                key = id(p)
+                if key not in self.params:  # its first step: from now on every gradient it gets is recorded
+                    self.params[key], self.initial[key] = p, p.detach().clone()
+                    self._handles.append(p.register_hook(functools.partial(self._gradient, key)))
+                elif p.grad is not None:
+                    fresh = self._fresh.get(key)
+                    fresh = torch.zeros_like(p.grad) if fresh is None else fresh
+                    stale |= not torch.allclose(p.grad, fresh, rtol=1e-5, atol=1e-7)
+                self._fresh[key] = None
+        self.steps += 1
+        self.stale_steps += int(stale)
+
+    def stepped(self, param: torch.Tensor) -> bool:
+        return id(param) in self.params and self.params[id(param)] is param
+
+    def moved(self, param: torch.Tensor) -> bool:
+        return self.stepped(param) and not torch.equal(param.detach(), self.initial[id(param)])
+
+
+def watched_probe(ns, epochs: int, batch_size: int):
+    """The probe trained on the probe data, and the StepWatch of its training."""
+    train_x, train_y, _, _ = probe_data()
+    torch.manual_seed(0)
+    with StepWatch() as watch:
+        layer = ns.train_linear_probe(train_x, train_y, PROBE_CASE["classes"], epochs=epochs, batch_size=batch_size,
+                                      seed=0)
+    return layer, watch
+
+
 # ---- Part V: the distillation loop --------------------------------------------------------------------------------
-DISTILL_CASES = {  # name: (views, clip_grad, batches as a list of tensors?)
-    "1 view, no clipping": (1, None, False),
-    "2 views (a list per batch), clipping at 0.05": (2, 0.05, True),
+DISTILL_CASES = {  # name: (views, batches as a list of tensors?)
+    "1 view": (1, False),
+    "2 views (a list per batch)": (2, True),
 }
 
 
 def distill_trace(ns, name: str) -> dict:
     """Losses and the student's final weights after one epoch of 3 batches (a small network with BatchNorm)."""
-    views, clip, as_list = DISTILL_CASES[name]
+    views, as_list = DISTILL_CASES[name]
     net = small_net(7)
     teacher = ns.FrozenTeacher(copy.deepcopy(net))
     student = ns.init_student(net, small_net(8), "teacher")
@@ -173,7 +291,7 @@ def distill_trace(ns, name: str) -> dict:
     optimizer = torch.optim.SGD(student.parameters(), lr=0.5, momentum=0.9)
     loss_fn = ns.DistillationLoss(views, "KL", "same" if views == 1 else "opposite", student_temp=0.5,
                                   teacher_temp=0.2)
-    losses = ns.distill_epoch(student, teacher, loss_fn, loader, optimizer, clip_grad=clip)
+    losses = ns.distill_epoch(student, teacher, loss_fn, loader, optimizer)
     return {"losses": [float(v) for v in losses],
             "weights": {n: p.detach().flatten().tolist() for n, p in student.state_dict().items()}}
 
@@ -183,8 +301,10 @@ def generate(ns, workdir: Path) -> dict:
     return {
         "frozen_teacher": {"outputs": teacher_outputs(ns)},
         "student_init": {name: student_weights(ns, name) for name in INIT_CASES},
-        "distillation_loss": {name: loss_value(ns, name) for name in LOSS_CASES},
-        "knn_probe": {name: knn_case(ns, name) for name in KNN_CASES},
+        "distillation_loss": {**{name: loss_value(ns, name) for name in LOSS_CASES},
+                              "repeated calls": repeated_loss_values(ns)},
+        "knn_probe": {**{name: knn_case(ns, name) for name in KNN_CASES},
+                      "per point": {name: knn_point_hits(ns, name) for name in KNN_POINT_CASES}},
         "linear_probe": {str(epochs): linear_probe_case(ns, epochs) for epochs in (1, 10)},
         "distill": {name: distill_trace(ns, name) for name in DISTILL_CASES},
     }

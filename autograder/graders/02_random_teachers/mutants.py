@@ -38,13 +38,21 @@ MUTANTS = {
     "softmax over the batch": ("distillation_loss",
                                "F.log_softmax(student_output / self.student_temp, dim=-1)",
                                "F.log_softmax(student_output / self.student_temp, dim=0)"),
-    "opposite pairing keeps same-view pairs": ("distillation_loss",
-                                               "            return [(i, j) for i in views for j in views if i != j]",
-                                               "            return [(i, j) for i in views for j in views]"),
     "sum over pairs instead of the mean": ("distillation_loss", "        return torch.stack(losses).mean()",
                                            "        return torch.stack(losses).sum()"),
     "teacher output not detached": ("distillation_loss", "teacher_output.detach() / self.teacher_temp",
                                     "teacher_output / self.teacher_temp"),
+    "teacher distribution cached from the first call": (
+        "distillation_loss",
+        "        teacher_log_probs = F.log_softmax(teacher_output.detach() / self.teacher_temp, dim=-1)"
+        ".chunk(self.num_views)\n",
+        "        if not hasattr(self, \"teacher_log_probs\"):  # the teacher is frozen: compute its distribution once\n"
+        "            self.teacher_log_probs = F.log_softmax(teacher_output.detach() / self.teacher_temp, dim=-1)"
+        ".chunk(self.num_views)\n"
+        "        teacher_log_probs = self.teacher_log_probs\n"),
+    "pair losses kept between calls": ("distillation_loss", "        losses = []\n        for t, s in self.pairs():\n",
+                                       "        if not hasattr(self, \"losses\"):\n            self.losses = []\n"
+                                       "        losses = self.losses\n        for t, s in self.pairs():\n"),
     # Part IV: the probes
     "k farthest neighbors": ("knn_probe", "distances.topk(k, dim=1, largest=False)", "distances.topk(k, dim=1)"),
     "dot-product similarity instead of distance": (
@@ -55,6 +63,12 @@ MUTANTS = {
                                          "distances.topk(1, dim=1, largest=False)"),
     "ties go to the largest label": ("knn_probe", "    predictions = votes.argmax(dim=1)",
                                      "    predictions = votes.shape[1] - 1 - votes.flip(1).argmax(dim=1)"),
+    "votes counted for the labels of the test set only": (
+        "knn_probe",
+        "    votes = F.one_hot(train_labels[nearest], int(train_labels.max()) + 1).sum(dim=1)  # (N_test, labels)\n",
+        "    neighbor_labels = train_labels[nearest]\n"
+        "    votes = torch.stack([(neighbor_labels == c).sum(dim=1)\n"
+        "                         for c in range(int(test_labels.max()) + 1)], dim=1)  # (N_test, labels)\n"),
     "linear probe trains one epoch": ("linear_probe", "    for _ in range(epochs):\n", "    for _ in range(1):\n"),
     "linear probe with as many classes as labels": ("linear_probe",
                                                     "layer = nn.Linear(features.shape[1], num_classes)",
@@ -64,16 +78,22 @@ MUTANTS = {
     "linear probe on the whole set at once": ("linear_probe", "for start in range(0, len(features), batch_size):",
                                               "for start in range(0, len(features), len(features)):",
                                               "batch = order[start:start + batch_size]", "batch = order"),
+    "linear probe without a bias": ("linear_probe", "layer = nn.Linear(features.shape[1], num_classes)",
+                                    "layer = nn.Linear(features.shape[1], num_classes, bias=False)"),
+    "linear probe counts epochs from 1": ("linear_probe", "    for _ in range(epochs):\n",
+                                          "    for epoch in range(1, epochs):\n"),
+    "linear probe gradients never cleared": ("linear_probe",
+                                             "            optimizer.zero_grad()\n            loss.backward()\n",
+                                             "            loss.backward()\n"),
     # Part V: the loop
     "gradients never cleared": ("distill", "        optimizer.zero_grad()\n        loss.backward()\n",
                                 "        loss.backward()\n"),
     "student not put in training mode": ("distill", "    student.train()\n    losses = []\n", "    losses = []\n"),
-    "clipping ignored": ("distill", "        if clip_grad is not None:\n"
-                         "            nn.utils.clip_grad_norm_(student.parameters(), clip_grad)\n", ""),
     "image-major views": ("distill", "        views = torch.cat(list(batch))",
                           "        views = torch.stack(list(batch), dim=1).flatten(0, 1)"),
     "teacher sees only the first view": ("distill", "        teacher_output = teacher(views)",
                                          "        teacher_output = teacher(batch[0]).repeat(len(batch), 1)"),
+    "on_step gets the loss tensor": ("distill", "            on_step(losses[-1])", "            on_step(loss)"),
 }
 
 ALTERNATIVES = {
@@ -120,18 +140,27 @@ ALTERNATIVES = {
                                        log_target=True))
             else:
                 losses.append(F.cross_entropy(student_log_probs[s], teacher_log_probs[t].exp()))"""),
-    "pairs with itertools.product": (
+    "loss over every pair at once with einsum": (
         "distillation_loss",
-        """        views = range(self.num_views)
-        if self.pairing == "same":
-            return [(i, i) for i in views]
-        if self.pairing == "opposite":
-            return [(i, j) for i in views for j in views if i != j]
-        return [(i, j) for i in views for j in views]""",
-        """        import itertools
-        every = itertools.product(range(self.num_views), repeat=2)
-        keep = {"same": lambda i, j: i == j, "opposite": lambda i, j: i != j, "all": lambda i, j: True}
-        return [(i, j) for i, j in every if keep[self.pairing](i, j)]"""),
+        """        student_log_probs = F.log_softmax(student_output / self.student_temp, dim=-1).chunk(self.num_views)
+        teacher_log_probs = F.log_softmax(teacher_output.detach() / self.teacher_temp, dim=-1).chunk(self.num_views)
+        losses = []
+        for t, s in self.pairs():
+            target = teacher_log_probs[t].exp()
+            loss = -(target * student_log_probs[s]).sum(dim=-1)
+            if self.loss == "KL":
+                loss = loss + (target * teacher_log_probs[t]).sum(dim=-1)
+            losses.append(loss.mean())
+        return torch.stack(losses).mean()""",
+        """        student_lp = torch.stack((student_output / self.student_temp).log_softmax(-1).chunk(self.num_views))
+        with torch.no_grad():
+            teacher_lp = torch.stack((teacher_output / self.teacher_temp).log_softmax(-1).chunk(self.num_views))
+        target = teacher_lp.exp()  # (views, batch, out_dim)
+        per_pair = -torch.einsum("tbd,sbd->tsb", target, student_lp).mean(-1)  # (teacher view, student view)
+        if self.loss == "KL":
+            per_pair = per_pair + (target * teacher_lp).sum(-1).mean(-1)[:, None]
+        index = torch.tensor(self.pairs())
+        return per_pair[index[:, 0], index[:, 1]].mean()"""),
     "k-NN with a stable sort, bincount votes and a loop": (
         "knn_probe",
         """    distances = torch.cdist(test_features, train_features)
@@ -161,6 +190,21 @@ ALTERNATIVES = {
     for _ in range(epochs):
         for x, y in loader:
             loss = nn.CrossEntropyLoss()(layer(x), y)"""),
+    "linear probe clearing the gradients after each step, batches by split": (
+        "linear_probe",
+        """    for _ in range(epochs):
+        order = torch.randperm(len(features), generator=generator)
+        for start in range(0, len(features), batch_size):
+            batch = order[start:start + batch_size]
+            loss = F.cross_entropy(layer(features[batch]), labels[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()""",
+        """    for _ in range(epochs):
+        for batch in torch.randperm(len(features), generator=generator).split(batch_size):
+            F.cross_entropy(layer(features[batch]), labels[batch]).backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=False)"""),
     "loop with stacked views and set_to_none": (
         "distill",
         """        views = torch.cat(list(batch))

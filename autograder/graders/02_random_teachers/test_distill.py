@@ -1,4 +1,4 @@
-"""Part V: the distillation loop (views stacked view-major, both see all views, one step per batch, clipping)."""
+"""Part V: the distillation loop (views stacked view-major, both see all views, one step per batch, on_step)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from autograder.checks import expect, expect_close
 from .cases import DISTILL_CASES, distill_trace, small_net
 
 HINT = ("For every batch: views = torch.cat(list(batch)); teacher(views), student(views); loss_fn(student_output, "
-        "teacher_output); optimizer.zero_grad(), loss.backward(), clip_grad_norm_ if clip_grad is not None, "
+        "teacher_output); optimizer.zero_grad(), loss.backward(), "
         "optimizer.step(); the student in training mode")
 
 
@@ -44,6 +44,11 @@ def test_returns_python_floats_and_calls_on_step(ns):
     losses = ns.distill_epoch(student, teacher, ns.DistillationLoss(1), loader, optimizer, on_step=on_step)
     expect(isinstance(losses, list) and all(type(v) is float for v in losses),
            f"distill_epoch must return a list of Python floats, got {losses!r}", "Append loss.item()")
+    received = [v for v, _ in seen]
+    wrong = [v for v in received if type(v) is not float]
+    expect(not wrong, f"on_step must receive each loss as a Python float; it received {len(wrong)} value(s) of type "
+           f"{type(wrong[0]).__module__}.{type(wrong[0]).__name__} (e.g. {repr(wrong[0])[:80]})" if wrong else "",
+           "Call on_step with the float you append to the losses (loss.item()), not with the loss tensor")
     expect([v for v, _ in seen] == losses, f"on_step must be called once per batch with the loss (a float): got "
            f"{[v for v, _ in seen]}, the losses are {losses}", "Call on_step(loss.item()) after the optimizer's step")
     expect(bool(seen) and not torch.equal(seen[0][1], start), "on_step was called before the optimizer's step",

@@ -7,7 +7,7 @@ import torch
 
 from autograder.checks import expect, expect_close
 
-from .cases import LOSS_CASES, loss_inputs, loss_value
+from .cases import LOSS_CASES, REPEATED_CALLS, loss_inputs, loss_value, repeated_call, repeated_loss_objects
 
 HINTS = ("p_t = softmax(teacher / teacher_temp), log p_s = log_softmax(student / student_temp) over the last "
          "dimension; CE = -sum p_t log p_s, KL = CE - H(p_t) = sum p_t (log p_t - log p_s); the mean over the "
@@ -37,6 +37,31 @@ def test_loss_and_gradient_equal_the_reference(ns, values, name):
     expect_close(got["loss"], values[name]["loss"], f"{name}: the loss", HINTS)
     expect_close(got["student_grad"], values[name]["student_grad"], f"{name}: the gradient of the student's "
                  "outputs", HINTS, atol=1e-5)
+
+
+ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth")
+
+
+def test_one_loss_object_gives_each_call_its_own_loss(ns, values):
+    """One loss object, called again and again, gives each call the reference's loss and gradient
+
+    A CE and a KL object are called in turns on new outputs, and at the end once more on outputs they had before."""
+    objects = repeated_loss_objects(ns)
+    wants = values["repeated calls"]
+    expect(len(wants) == len(REPEATED_CALLS), "the reference values are out of date; report this to your instructor")
+    calls = {"CE": 0, "KL": 0}
+    hint = ("The loss must depend only on the outputs of the current call: forward must not keep anything between "
+            "calls (no self.<attribute> set in forward: no cached teacher distribution, no list of earlier losses)")
+    for number, ((kind, seed), want) in enumerate(zip(REPEATED_CALLS, wants, strict=True)):
+        again = (kind, seed) in REPEATED_CALLS[:number]
+        what = (f"call {number + 1} of {len(REPEATED_CALLS)} of one CE and one KL loss object in turns: the {kind} "
+                f"object's {ORDINALS[calls[kind]]} call, on {'outputs it had before' if again else 'new outputs'}")
+        calls[kind] += 1
+        value, student = repeated_call(objects, kind, seed)
+        expect_close(value, want["loss"], f"{what}: the loss", hint)
+        value.backward()
+        expect_close(student.grad, want["student_grad"], f"{what}: the gradient of the student's outputs", hint,
+                     atol=1e-5)
 
 
 def test_no_gradient_reaches_the_teacher(ns):
