@@ -11,9 +11,16 @@
 
 Two helpers feed them: :func:`class_subsets` (a dataset cut by tissue class) and :func:`assign_pseudo_labels` (each
 image's pseudo-label).
+
+Assignment 2:
+
+* :func:`spread_bars` — a run's probe accuracies as stars over the reference runs' mean ± sd and single seeds;
+* :func:`batchnorm_statistics` — what enters each BatchNorm layer on real images against its running statistics.
 """
 
 from __future__ import annotations
+
+import textwrap
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -256,7 +263,7 @@ def spread_bars(yours: dict[str, dict], reference: dict[str, list[dict]], title:
                         label="reference: one seed" if i == 0 else None)
                 ax.text(i, 1, f"{mean:.1f}±{sd:.1f}", ha="center", va="bottom", fontsize=7)
             ax.plot(i, 100 * yours[name][probe], "*", ms=13, color="tab:red", label="your run" if i == 0 else None)
-        ax.set_xticks(range(len(names)), [n.replace(", ", ",\n") for n in names], fontsize=8)
+        ax.set_xticks(range(len(names)), [textwrap.fill(n, 16) for n in names], fontsize=8)
         ax.set_ylim(0, 100)
         ax.set_title(f"{title}: {probe} probe", fontsize=10)
         ax.grid(axis="y", alpha=0.3)

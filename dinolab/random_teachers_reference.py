@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"seed {seed}: {seconds:.0f} s", flush=True)
     write_manifest(made, sorted(p.name for p in made.glob("seed-*.json")))
     shutil.copytree(made, out)
+    out.chmod(0o755)
     shutil.rmtree(made)
     print(f"{len(seeds)} seeds in {time.perf_counter() - start:.0f} s ({args.jobs} at a time, {threads} thread(s) "
           f"each): {out}")
