@@ -195,7 +195,7 @@ class Lab:
 
             def record(loss, steps=steps):
                 steps.append(loss)
-                if on_step is not None:
+                if callable(on_step):
                     on_step(loss)
 
             code["distill_epoch"](student, teacher, loss_fn, loader, optimizer, on_step=record)
