@@ -108,6 +108,7 @@ def batchnorm_inputs(model, images: torch.Tensor) -> list[dict]:
             for i, layer in enumerate(layers)]
 
 
+@torch.no_grad()
 def distance(model, reference) -> float:
     """Relative distance of two networks' weights: ||theta - theta_ref|| / ||theta_ref|| over all parameters."""
     diff = sum(((p - q) ** 2).sum() for p, q in zip(model.parameters(), reference.parameters(), strict=True))
