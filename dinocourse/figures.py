@@ -263,7 +263,7 @@ def spread_bars(yours: dict[str, dict], reference: dict[str, list[dict]], title:
                         label="reference: one seed" if i == 0 else None)
                 ax.text(i, 1, f"{mean:.1f}±{sd:.1f}", ha="center", va="bottom", fontsize=7)
             ax.plot(i, 100 * yours[name][probe], "*", ms=13, color="tab:red", label="your run" if i == 0 else None)
-        ax.set_xticks(range(len(names)), [textwrap.fill(n, 16) for n in names], fontsize=8)
+        ax.set_xticks(range(len(names)), [textwrap.fill(n, 16, break_on_hyphens=False) for n in names], fontsize=8)
         ax.set_ylim(0, 100)
         ax.set_title(f"{title}: {probe} probe", fontsize=10)
         ax.grid(axis="y", alpha=0.3)
