@@ -147,3 +147,16 @@ def test_a_sweep_runs_each_point_in_its_own_process_and_folder(tmp_path, executo
     assert [row["name"] for row in summary] == folders
     configs = [json.loads((tmp_path / f / "config.json").read_text()) for f in folders]
     assert [c["seed"] for c in configs] == [0, 1] and all(c["threads"] >= 1 for c in configs)
+
+
+def test_the_bed_clips_the_gradients_before_each_step():
+    """``clip_grad`` is the bed's own: the optimizer the notebook's loop gets clips the gradients' total norm first."""
+    from dinolab.run import ClippedSteps
+
+    param = torch.nn.Parameter(torch.zeros(3))
+    steps = ClippedSteps(torch.optim.SGD([param], lr=1.0), max_norm=0.5)
+    param.grad = torch.tensor([3.0, 4.0, 0.0])  # norm 5
+    steps.step()
+    assert torch.allclose(param.detach(), torch.tensor([-0.3, -0.4, 0.0]), atol=1e-6)
+    steps.zero_grad()
+    assert param.grad is None
