@@ -24,7 +24,7 @@ sandbox:  ## install bubblewrap, the sandbox of class grading (apt-get; needs ro
 	  echo "WARNING: could not install bubblewrap; class grading will use resource limits only (see autograder/README.md)"; }
 
 demo: $(STAMP) sandbox  ## the main job: every solution notebook end to end (quick budget), then autograde example submissions
-	$(PY) -m autograder.demo --env DINO_MODE=$(or $(DINO_MODE),quick)
+	$(PY) -m autograder demo --env DINO_MODE=$(or $(DINO_MODE),quick)
 
 test: $(STAMP) sandbox  ## the whole test suite, slow end-to-end tests included (what CI runs)
 	$(PY) -m pytest
@@ -54,10 +54,10 @@ kit: $(STAMP)  ## the student download of an assignment: make kit [ASSIGNMENT=01
 	$(PY) -m autograder kit $(ASSIGNMENT)
 
 benchmark: $(STAMP) sandbox  ## seconds to grade one submission from a cold start (median of 5, correct and untouched)
-	$(PY) -m autograder.benchmark $(ASSIGNMENT)
+	$(PY) -m autograder benchmark $(ASSIGNMENT)
 
 benchmark-class: $(STAMP) sandbox  ## seconds per submission grading 20 generated submissions with 1 and 2 workers
-	$(PY) -m autograder.classbench $(ASSIGNMENT)
+	$(PY) -m autograder benchmark-class $(ASSIGNMENT)
 
 benchmark-training: $(STAMP)  ## Assignment 1's training: images/s of the view pipelines, model step fp32/bf16, projected full run
 	$(PY) benchmarks/training_throughput.py

@@ -13,6 +13,9 @@ grade: the engine does, and it never runs test cells).
 
 import inspect
 import sys
+from pathlib import Path
+
+COURSE_ROOT = Path(__file__).resolve().parents[1]  # solutions/, assignments/, autograder/, data/
 
 # jsonschema (which nbformat imports) compiles a grammar for one URL format at import, 1.7 s of every start of a
 # grading command; nbformat's schema never uses that format, so it is left out of our processes.
@@ -21,7 +24,7 @@ sys.modules.setdefault("rfc3987_syntax", None)
 
 def check(unit: str, names: dict | None = None, assignment: str | None = None) -> None:
     """Run the graders of ``unit`` against the calling notebook's definitions and print the report (feedback)."""
-    from autograder.feedback import check as run_check  # imports torch and pytest: only when asked
+    from autograder.runtime.notebook_check import check as run_check  # imports torch and pytest: only when asked
 
     run_check(unit, names if names is not None else inspect.currentframe().f_back.f_globals, assignment)
 

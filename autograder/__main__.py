@@ -2,35 +2,39 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
-USAGE = """usage: python -m autograder COMMAND ...
+# command -> (module whose main(argv) runs it, one line of usage)
+COMMANDS = {
+    "grade": ("autograder.commands.grade",
+              "NOTEBOOK [NOTEBOOK ...] [--assignment ID] [--json OUT] [--timeout S] [--memory MB] [--no-sandbox]\n"
+              "    grade notebooks with the engine; print a table per notebook, write JSON"),
+    "autograde": ("autograder.commands.grade_class",
+                  "ASSIGNMENT [--course DIR] [--workers N] [--timeout S] [--memory MB] [--force] [--student S]\n"
+                  "    grade a class: nbgrader gradebook, feedback, grades.csv, report"),
+    "release": ("autograder.commands.release",
+                "[ASSIGNMENT ...] [--check]\n    regenerate assignments/ from solutions/ (nbgrader), or check them"),
+    "reference": ("autograder.commands.reference_values",
+                  "[ASSIGNMENT ...] [--check]\n    regenerate each assignment's reference values (or check them)"),
+    "kit": ("autograder.commands.kit",
+            "ASSIGNMENT [--out DIR]\n    the student download: released notebook, data sample, runtime package"),
+    "demo": ("autograder.commands.demo",
+             "[--env NAME=VALUE ...]\n    the main job: every solution notebook end to end, then autograde examples"),
+    "examples": ("autograder.proof.submissions",
+                 "ASSIGNMENT DIR [NAME ...]\n    write example submissions into an nbgrader course folder"),
+    "benchmark": ("autograder.proof.benchmark",
+                  "[ASSIGNMENT]\n    seconds to grade one submission from a cold start (median of 5)"),
+    "benchmark-class": ("autograder.proof.classbench",
+                        "[ASSIGNMENT]\n    seconds per submission of a generated class with 1 and 2 workers"),
+}
 
-commands:
-  grade NOTEBOOK [NOTEBOOK ...] [--assignment ID] [--json OUT] [--timeout S] [--memory MB] [--no-sandbox]
-                                grade notebooks with the engine; print a table per notebook, write JSON
-  autograde ASSIGNMENT [--course DIR] [--workers N] [--timeout S] [--memory MB] [--force] [--student S]
-                                grade a class: nbgrader gradebook, feedback, grades.csv, report
-  release [ASSIGNMENT ...] [--check]     regenerate assignments/ from solutions/ with nbgrader (or check them)
-  reference [ASSIGNMENT ...] [--check]   regenerate each assignment's reference values (or check them)
-  kit ASSIGNMENT [--out DIR]    the student download: released notebook, data sample, runtime package (a zip)
-  examples ASSIGNMENT DIR [NAME ...]     write example submissions into an nbgrader course folder
+USAGE = "usage: python -m autograder COMMAND ...\n\ncommands:\n" + "\n".join(
+    f"  {name} {usage}" for name, (_, usage) in COMMANDS.items()) + """
 
-Every command takes --root DIR: the course (solutions/, assignments/, autograder/graders/; default: this one).
+Every command but the benchmarks takes --root DIR: the course (solutions/, assignments/, autograder/graders/;
+default: this one).
 """
-
-
-def _listed(command: str, argv: list[str]):
-    import argparse
-    from pathlib import Path
-
-    from autograder.course import COURSE_ROOT
-
-    parser = argparse.ArgumentParser(prog=f"python -m autograder {command}")
-    parser.add_argument("assignments", nargs="*", help="assignment ids (default: every assignment)")
-    parser.add_argument("--check", action="store_true", help="only check that the committed files are up to date")
-    parser.add_argument("--root", type=Path, default=COURSE_ROOT, help="the course's folder")
-    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,28 +43,13 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
-    from autograder.course import CourseError
+    if command not in COMMANDS:
+        print(f"unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
+        return 2
+    from autograder.assignment.course import CourseError
 
     try:
-        if command == "grade":
-            from autograder.grade import main as run
-        elif command == "autograde":
-            from autograder.autograde import main as run
-        elif command == "kit":
-            from autograder.kit import main as run
-        elif command == "examples":
-            from autograder.examples import main as run
-        elif command in ("reference", "release"):
-            args = _listed(command, rest)
-            if command == "reference":
-                from autograder.reference import main as generate
-            else:
-                from autograder.release import main as generate
-            return generate(args.assignments, check=args.check, root=args.root.resolve())
-        else:
-            print(f"unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
-            return 2
-        return run(rest)
+        return importlib.import_module(COMMANDS[command][0]).main(rest)
     except CourseError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -27,7 +27,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from autograder.notebook import load_definitions  # noqa: E402
+from autograder.runtime.definitions import load_definitions  # noqa: E402
 from dinocourse.training import BATCH_SIZE, EPOCHS, use_fast_views  # noqa: E402
 from dinocourse.views import BatchedViewLoader, dataset_images  # noqa: E402
 

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from autograder.notebook import load_definitions  # noqa: E402
+from autograder.runtime.definitions import load_definitions  # noqa: E402
 from dinocourse.data import SAMPLE_DIR  # noqa: E402
 from dinocourse.views import BatchedViewLoader, dataset_images  # noqa: E402
 

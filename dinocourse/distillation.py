@@ -21,16 +21,29 @@ from dinocourse.data import PATHMNIST_MEAN, PATHMNIST_STD, PathMNIST
 PROBES = ("k-NN", "linear")
 
 
-def load_split(split: str, limit: int | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Normalized images (N, 3, 28, 28) and labels (N,) of a split; at most ``limit`` of them, drawn at random."""
+MEAN = torch.tensor(PATHMNIST_MEAN).view(1, 3, 1, 1)
+STD = torch.tensor(PATHMNIST_STD).view(1, 3, 1, 1)
+
+
+def load_images(split: str, limit: int | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images (N, 28, 28, 3) and labels (N,) of a split; at most ``limit`` of them, drawn at random."""
     data = PathMNIST(split=split)
-    images = torch.from_numpy(data.imgs).permute(0, 3, 1, 2).float().div(255)
-    images = (images - torch.tensor(PATHMNIST_MEAN).view(1, 3, 1, 1)) / torch.tensor(PATHMNIST_STD).view(1, 3, 1, 1)
-    labels = torch.from_numpy(data.labels).view(-1).long()
+    images, labels = torch.from_numpy(data.imgs), torch.from_numpy(data.labels).view(-1).long()
     if limit is not None and len(images) > limit:
         keep = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:limit]
         images, labels = images[keep], labels[keep]
     return images, labels
+
+
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images (N, 28, 28, 3) as normalized floats (N, 3, 28, 28) (PathMNIST's channel mean and std)."""
+    return (images.permute(0, 3, 1, 2).float() / 255 - MEAN) / STD
+
+
+def load_split(split: str, limit: int | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalized images (N, 3, 28, 28) and labels (N,) of a split; at most ``limit`` of them, drawn at random."""
+    images, labels = load_images(split, limit, seed)
+    return normalize(images), labels
 
 
 class ViewBatches:
@@ -116,6 +129,27 @@ def distance(model, reference) -> float:
     return float((diff / norm).sqrt())
 
 
+def probe(code, model, data, *, k: int, epochs: int, batch_size: int, seed: int, device="cpu",
+          num_classes: int | None = None) -> dict[str, float]:
+    """k-NN and linear-probe accuracy of a model's encoder features (``None``: the raw pixels), with the notebook's
+    ``knn_accuracy``, ``train_linear_probe`` and ``probe_accuracy`` from ``code`` (a mapping of names: ``globals()``,
+    a module's ``vars()``). ``data`` is ``(train_x, train_y, test_x, test_y)`` (normalized images); the linear probe
+    sees features standardized with the training features' statistics and starts from the same weights (``seed``)
+    whatever the model. ``num_classes``: ``None`` for the training labels' largest + 1."""
+    train_x, train_y, test_x, test_y = data
+    train_f, test_f = features(model, train_x, device), features(model, test_x, device)
+    knn = 0.0
+    for i in range(0, len(test_f), 1024):  # chunks, so that the distances of full PathMNIST fit in memory
+        part = slice(i, i + 1024)
+        knn += code["knn_accuracy"](train_f, train_y, test_f[part], test_y[part], k) * len(test_f[part]) / len(test_f)
+    mean, std = train_f.mean(dim=0), train_f.std(dim=0) + 1e-6
+    num_classes = int(train_y.max()) + 1 if num_classes is None else num_classes
+    with torch.random.fork_rng(devices=[]):  # the same initial probe for every model: only the features differ
+        torch.manual_seed(seed)
+        layer = code["train_linear_probe"]((train_f - mean) / std, train_y, num_classes, epochs, batch_size, seed=seed)
+    return {"k-NN": float(knn), "linear": float(code["probe_accuracy"](layer, (test_f - mean) / std, test_y))}
+
+
 @dataclass
 class Settings:
     """Every setting of one run of Assignment 2's experiments."""
@@ -153,20 +187,10 @@ class Lab:
 
     def probe(self, model) -> dict[str, float]:
         """k-NN and linear-probe accuracy of a model's encoder features (``None``: the raw pixels)."""
-        s, code = self.settings, self.code
-        train_f = features(model, self.train_x, self.device)
-        test_f = features(model, self.test_x, self.device)
-        knn = 0.0
-        for i in range(0, len(test_f), 1024):  # chunks, so that the distances of full PathMNIST fit in memory
-            part = slice(i, i + 1024)
-            knn += code["knn_accuracy"](train_f, self.train_y, test_f[part], self.test_y[part], s.k) * \
-                len(test_f[part]) / len(test_f)
-        mean, std = train_f.mean(dim=0), train_f.std(dim=0) + 1e-6
-        with torch.random.fork_rng(devices=[]):  # the same initial probe for every model: only the features differ
-            torch.manual_seed(s.seed)
-            layer = code["train_linear_probe"]((train_f - mean) / std, self.train_y, self.num_classes, s.probe_epochs,
-                                               s.probe_batch, seed=s.seed)
-        return {"k-NN": float(knn), "linear": float(code["probe_accuracy"](layer, (test_f - mean) / std, self.test_y))}
+        s = self.settings
+        return probe(self.code, model, (self.train_x, self.train_y, self.test_x, self.test_y), k=s.k,
+                     epochs=s.probe_epochs, batch_size=s.probe_batch, seed=s.seed, device=self.device,
+                     num_classes=self.num_classes)
 
     def recalibrated(self, model):
         """``model`` (or a FrozenTeacher's network) with BatchNorm statistics of the training images; no training."""

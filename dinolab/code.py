@@ -14,8 +14,8 @@ import types
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder.course import COURSE_ROOT
-from autograder.notebook import load_definitions
+from autograder.assignment.course import COURSE_ROOT
+from autograder.runtime.definitions import load_definitions
 
 NOTEBOOKS = {"dino": "01_dino/dino.ipynb", "random_teachers": "02_random_teachers/random_teachers.ipynb"}
 NEEDED = {"dino": ("DINOLoss", "EMAWrapper", "CosineSchedule"),

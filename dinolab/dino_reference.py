@@ -25,8 +25,8 @@ from pathlib import Path
 
 import torch
 
-from autograder.course import COURSE_ROOT
-from autograder.notebook import load_definitions
+from autograder.assignment.course import COURSE_ROOT
+from autograder.runtime.definitions import load_definitions
 from dinocourse.data import PathMNIST
 from dinocourse.reference_runs import REFERENCE_DIR, write_manifest
 from dinocourse.training import Recipe, use_fast_views

@@ -22,8 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from autograder.course import COURSE_ROOT
-from autograder.notebook import execute
+from autograder.assignment.course import COURSE_ROOT
+from autograder.commands.notebooks import execute
 from dinocourse.reference_runs import REFERENCE_DIR, write_manifest
 
 NOTEBOOK = COURSE_ROOT / "solutions" / "02_random_teachers" / "random_teachers.ipynb"

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,13 +22,11 @@ import torch
 from tqdm.auto import tqdm
 
 from dinocourse import distillation
-from dinocourse.data import PATHMNIST_MEAN, PATHMNIST_STD, PathMNIST
+from dinocourse.data import PATHMNIST_MEAN, PATHMNIST_STD
+from dinocourse.distillation import load_images, normalize
 from dinocourse.views import BatchedViews
 from dinolab.code import Code, load
 from dinolab.config import parse_schedule
-
-MEAN = torch.tensor(PATHMNIST_MEAN).view(1, 3, 1, 1)
-STD = torch.tensor(PATHMNIST_STD).view(1, 3, 1, 1)
 
 
 def results_root() -> Path:
@@ -40,20 +39,6 @@ def run_name(config: dict) -> str:
     setting = "random-teacher" if config["t_mode"] == "no_update" else "dino"
     extra = f"-{config['s_init']}" + (f"{config['s_init_alpha']:g}" if config["s_init"] == "interpolated" else "")
     return f"{setting}-{config['enc']}{extra}{'-noise' if config['noise_inputs'] else ''}-seed{config['seed']}"
-
-
-def load_split(split: str, limit: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 images (N, 28, 28, 3) and labels (N,) of a split; at most ``limit``, drawn at random."""
-    data = PathMNIST(split=split)
-    images, labels = torch.from_numpy(data.imgs), torch.from_numpy(data.labels).view(-1).long()
-    if limit is not None and len(images) > limit:
-        keep = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:limit]
-        images, labels = images[keep], labels[keep]
-    return images, labels
-
-
-def normalize(images: torch.Tensor) -> torch.Tensor:
-    return (images.permute(0, 3, 1, 2).float() / 255 - MEAN) / STD
 
 
 class Batches:
@@ -129,49 +114,50 @@ class ClippedSteps:
         self.optimizer.step()
 
 
-def features(model, images: torch.Tensor, device, batch_size: int = 512) -> torch.Tensor:
-    """Encoder features of uint8 images (the notebook's given ``dinocourse.distillation.features``)."""
-    return distillation.features(model, normalize(images), device, batch_size)
-
-
 def probe(code: Code, model, data: dict, config: dict, device) -> dict:
-    rt = code.random_teachers
-    train_f, test_f = features(model, data["train_x"], device), features(model, data["test_x"], device)
-    knn, n = 0.0, len(test_f)
-    for i in range(0, n, 1024):
-        part = slice(i, i + 1024)
-        knn += rt.knn_accuracy(train_f, data["train_y"], test_f[part], data["test_y"][part],
-                               k=config["probing_k"]) * len(test_f[part]) / n
-    mean, std = train_f.mean(0), train_f.std(0) + 1e-6
-    with torch.random.fork_rng(devices=[]):  # the same initial probe for every model: only the features differ
-        torch.manual_seed(config["seed"])
-        layer = rt.train_linear_probe((train_f - mean) / std, data["train_y"], int(data["train_y"].max()) + 1,
-                                      epochs=config["probing_epochs"], batch_size=config["probing_bs"],
-                                      seed=config["seed"])
-    return {"knn": knn, "linear": rt.probe_accuracy(layer, (test_f - mean) / std, data["test_y"])}
+    """k-NN and linear-probe accuracy of a model's features (``None``: the raw pixels) with the notebook's probes:
+    Assignment 2's given ``dinocourse.distillation.probe`` (``knn``: its ``k-NN``); the classes are those the
+    training labels reach."""
+    accuracy = distillation.probe(vars(code.random_teachers), model, (normalize(data["train_x"]), data["train_y"],
+                                                                      normalize(data["test_x"]), data["test_y"]),
+                                  k=config["probing_k"], epochs=config["probing_epochs"],
+                                  batch_size=config["probing_bs"], seed=config["seed"], device=device,
+                                  num_classes=int(data["train_y"].max()) + 1)
+    return {"knn": accuracy["k-NN"], "linear": accuracy["linear"]}
 
 
 class _Done(Exception):
     """n_steps reached within an epoch."""
 
 
-def run(config: dict, out: Path | None = None, progress: bool = True) -> Path:
-    """Train one configuration; returns the run's folder."""
+def prepare(config: dict, out: Path | None) -> tuple[Path, torch.device]:
+    """The run's threads, its folder (with config.json written) and its device."""
     if config["threads"]:
         torch.set_num_threads(config["threads"])
     out = Path(out) if out is not None else results_root() / run_name(config)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    device = torch.device("cuda" if torch.cuda.is_available() and not config["force_cpu"] else "cpu")
-    code = load(config["code"])
-    rt = code.random_teachers
-    seed = config["seed"]
-    train_x, train_y = load_split("train", config["n_samples"], seed)
-    test_x, test_y = load_split("test", config["n_eval"], seed)
-    data = {"train_x": train_x, "train_y": train_y, "test_x": test_x, "test_y": test_y}
-    batches = Batches(train_x, config, device)
-    if len(batches) == 0:
-        raise ValueError(f"bs_train {config['bs_train']} is larger than the {len(train_x)} training images")
+    return out, torch.device("cuda" if torch.cuda.is_available() and not config["force_cpu"] else "cpu")
+
+
+def load_data(config: dict) -> dict:
+    """Training and evaluation images (uint8: the views are made from them) and labels, drawn with the run's seed."""
+    train_x, train_y = load_images("train", config["n_samples"], config["seed"])
+    test_x, test_y = load_images("test", config["n_eval"], config["seed"])
+    return {"train_x": train_x, "train_y": train_y, "test_x": test_x, "test_y": test_y}
+
+
+@dataclass
+class Networks:
+    teacher_net: torch.nn.Module  # the teacher's network: probed and saved
+    student: torch.nn.Module
+    teacher: torch.nn.Module  # what the loop calls: FrozenTeacher (t_mode no_update) or EMAWrapper (ema)
+
+
+def networks(code: Code, config: dict, device) -> Networks:
+    """Teacher and student as the notebooks make them: the student from the teacher and an independent random network
+    (``s_init``), each network drawn with its own seed."""
+    rt, seed = code.random_teachers, config["seed"]
 
     def model(model_seed):
         torch.manual_seed(model_seed)
@@ -184,78 +170,108 @@ def run(config: dict, out: Path | None = None, progress: bool = True) -> Path:
                               eps=config["s_init_eps"], var_preserving=config["s_init_var_preserving"])
     del random_net
     if config["t_mode"] == "no_update":
-        teacher = rt.FrozenTeacher(teacher_net)
-    else:
-        teacher = code.dino.EMAWrapper(student, teacher_net)
-    steps_per_epoch = len(batches)
-    total = min(config["n_epochs"] * steps_per_epoch, config["n_steps"] or math.inf)
-    epochs = math.ceil(total / steps_per_epoch)
-    sched = {k: schedule(code, config[k], k, int(total)) for k in ("t_mom", "t_temp", "opt_lr", "opt_wd")}
-    lr_scale = config["bs_train"] / 256
-    if config["t_cmom"] is not None:
-        dino_loss = code.dino.DINOLoss(config["out_dim"], batches.num_global, batches.num_local, config["s_temp"],
-                                       config["t_cmom"]).to(device)
-        loss_fn = lambda s, t: dino_loss(s, t, float(sched["t_temp"](state["step"])))  # noqa: E731
-        teacher_fn = GlobalViewsOnly(teacher, batches.num_global, batches.num_views)
-    else:
-        loss_fn = rt.DistillationLoss(batches.num_views, config["loss"], config["loss_pairing"], config["s_temp"],
-                                      float(sched["t_temp"](0)))
-        teacher_fn = teacher
-    optimizer = optimizer_of(config, [p for p in student.parameters() if p.requires_grad], 0.0)
-    step_with = ClippedSteps(optimizer, config["clip_grad"]) if config["clip_grad"] else optimizer
-    state = {"step": 0}
+        return Networks(teacher_net, student, rt.FrozenTeacher(teacher_net))
+    return Networks(teacher_net, student, code.dino.EMAWrapper(student, teacher_net))
 
-    def set_hyperparameters():
-        step = state["step"]
-        for group in optimizer.param_groups:
-            group["lr"] = float(sched["opt_lr"](step)) * lr_scale
-            group["weight_decay"] = float(sched["opt_wd"](step))
+
+class Training:
+    """The loss, optimizer and schedules of a run, and what follows each step of the notebook's ``distill_epoch``:
+    the EMA update, the next step's hyperparameters, the progress bar; training stops after ``total`` steps."""
+
+    def __init__(self, code: Code, config: dict, batches: Batches, nets: Networks, device, progress: bool):
+        self.code, self.config, self.batches, self.nets = code, config, batches, nets
+        self.total = min(config["n_epochs"] * len(batches), config["n_steps"] or math.inf)
+        self.epochs = math.ceil(self.total / len(batches))
+        self.sched = {k: schedule(code, config[k], k, int(self.total)) for k in ("t_mom", "t_temp", "opt_lr", "opt_wd")}
+        self.lr_scale = config["bs_train"] / 256
+        self.step, self.epoch, self.losses = 0, 0, []
+        self.loss_fn, self.teacher_fn = self.objective(device)
+        self.optimizer = optimizer_of(config, [p for p in nets.student.parameters() if p.requires_grad], 0.0)
+        self.step_with = ClippedSteps(self.optimizer, config["clip_grad"]) if config["clip_grad"] else self.optimizer
+        self.bar = tqdm(total=int(self.total), desc=run_name(config), disable=not progress, unit="step")
+
+    def objective(self, device):
+        """The loss and the teacher the loop calls: Assignment 1's DINOLoss (centering, ``t_cmom``) with the teacher
+        on the global views only, else Assignment 2's DistillationLoss with the teacher on every view."""
+        config, batches = self.config, self.batches
+        if config["t_cmom"] is not None:
+            dino_loss = self.code.dino.DINOLoss(config["out_dim"], batches.num_global, batches.num_local,
+                                                config["s_temp"], config["t_cmom"]).to(device)
+            loss_fn = lambda s, t: dino_loss(s, t, float(self.sched["t_temp"](self.step)))  # noqa: E731
+            return loss_fn, GlobalViewsOnly(self.nets.teacher, batches.num_global, batches.num_views)
+        loss_fn = self.code.random_teachers.DistillationLoss(batches.num_views, config["loss"], config["loss_pairing"],
+                                                             config["s_temp"], float(self.sched["t_temp"](0)))
+        return loss_fn, self.nets.teacher
+
+    def set_hyperparameters(self) -> None:
+        """Learning rate, weight decay, teacher momentum and temperature of the current step."""
+        config, step = self.config, self.step
+        for group in self.optimizer.param_groups:
+            group["lr"] = float(self.sched["opt_lr"](step)) * self.lr_scale
+            group["weight_decay"] = float(self.sched["opt_wd"](step))
         if config["t_mode"] == "ema":
-            teacher.momentum = float(sched["t_mom"](step))
+            self.nets.teacher.momentum = float(self.sched["t_mom"](step))
         if config["t_cmom"] is None:
-            loss_fn.teacher_temp = float(sched["t_temp"](step))
+            self.loss_fn.teacher_temp = float(self.sched["t_temp"](step))
 
-    bar = tqdm(total=int(total), desc=run_name(config), disable=not progress, unit="step")
-    losses: list[float] = []
-
-    def on_step(loss: float):
-        if config["t_mode"] == "ema":
-            teacher.update(student)
-        losses.append(loss)
-        state["step"] += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss:.4f}", epoch=state["epoch"])
-        if state["step"] >= total:
+    def on_step(self, loss: float) -> None:
+        if self.config["t_mode"] == "ema":
+            self.nets.teacher.update(self.nets.student)
+        self.losses.append(loss)
+        self.step += 1
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{loss:.4f}", epoch=self.epoch)
+        if self.step >= self.total:
             raise _Done
-        set_hyperparameters()
+        self.set_hyperparameters()
 
-    metrics = [{"epoch": 0, "step": 0, "loss": None, "raw_pixels": probe(code, None, data, config, device),
-                "student": probe(code, student, data, config, device),
-                "teacher": probe(code, teacher_net, data, config, device)}]
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
-    set_hyperparameters()
-    start = time.perf_counter()
-    for epoch in range(1, epochs + 1):
-        state["epoch"] = epoch
-        first = len(losses)
+    def run_epoch(self, epoch: int) -> dict:
+        """One epoch of the notebook's ``distill_epoch`` (cut short after ``total`` steps): its step and mean loss."""
+        self.epoch, first = epoch, len(self.losses)
         try:
-            rt.distill_epoch(student, teacher_fn, loss_fn, batches, step_with, on_step=on_step)
+            self.code.random_teachers.distill_epoch(self.nets.student, self.teacher_fn, self.loss_fn, self.batches,
+                                                    self.step_with, on_step=self.on_step)
         except _Done:
             pass
-        entry = {"epoch": epoch, "step": state["step"], "loss": float(np.mean(losses[first:])),
-                 "seconds": round(time.perf_counter() - start, 1)}
-        if epoch % config["probe_every"] == 0 or epoch == epochs:
-            entry["student"] = probe(code, student, data, config, device)
-            entry["teacher"] = probe(code, teacher_net, data, config, device)
+        return {"epoch": epoch, "step": self.step, "loss": float(np.mean(self.losses[first:]))}
+
+    def checkpoint(self) -> dict:
+        return {"epoch": self.epoch, "step": self.step, "student": self.nets.student.state_dict(),
+                "teacher": self.nets.teacher_net.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "config": self.config}
+
+
+def probes(code: Code, nets: Networks, data: dict, config: dict, device) -> dict:
+    return {"student": probe(code, nets.student, data, config, device),
+            "teacher": probe(code, nets.teacher_net, data, config, device)}
+
+
+def run(config: dict, out: Path | None = None, progress: bool = True) -> Path:
+    """Train one configuration; returns the run's folder."""
+    out, device = prepare(config, out)
+    code = load(config["code"])
+    data = load_data(config)
+    batches = Batches(data["train_x"], config, device)
+    if len(batches) == 0:
+        raise ValueError(f"bs_train {config['bs_train']} is larger than the {len(data['train_x'])} training images")
+    nets = networks(code, config, device)
+    training = Training(code, config, batches, nets, device, progress)
+    metrics = [{"epoch": 0, "step": 0, "loss": None, "raw_pixels": probe(code, None, data, config, device),
+                **probes(code, nets, data, config, device)}]
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    training.set_hyperparameters()
+    start = time.perf_counter()
+    for epoch in range(1, training.epochs + 1):
+        entry = {**training.run_epoch(epoch), "seconds": round(time.perf_counter() - start, 1)}
+        if epoch % config["probe_every"] == 0 or epoch == training.epochs:
+            entry.update(probes(code, nets, data, config, device))
         metrics.append(entry)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
         if config["save_ckpt"]:
-            torch.save({"epoch": epoch, "step": state["step"], "student": student.state_dict(),
-                        "teacher": teacher_net.state_dict(), "optimizer": optimizer.state_dict(), "config": config},
-                       out / "checkpoint.pt")
-    bar.close()
-    (out / "losses.json").write_text(json.dumps(losses) + "\n")
-    plot(metrics, losses, config, out)
+            torch.save(training.checkpoint(), out / "checkpoint.pt")
+    training.bar.close()
+    (out / "losses.json").write_text(json.dumps(training.losses) + "\n")
+    plot(metrics, training.losses, config, out)
     return out
 
 

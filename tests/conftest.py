@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from autograder.course import Assignment
-from autograder.notebook import load_definitions
+from autograder.assignment.course import Assignment
+from autograder.runtime.definitions import load_definitions
 
 
 @pytest.fixture(scope="session")

@@ -16,9 +16,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder.course import COURSE_ROOT, Assignment
-from autograder.examples import examples, from_solution, mutants
-from autograder.release import venv_env
+from autograder.assignment.course import COURSE_ROOT, Assignment
+from autograder.commands import venv_env
+from autograder.proof.submissions import examples, from_solution, mutants
 
 LIMITS = ["--timeout", "240", "--memory", "2048"]  # generous: a busy machine must not change a grade
 

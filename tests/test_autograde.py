@@ -14,10 +14,10 @@ import time
 import pytest
 from corpus import LIMITS, class_results, grade_class, unit_points
 
-from autograder.course import COURSE_ROOT, assignment_ids
-from autograder.examples import examples, write_class
-from autograder.release import venv_env
-from autograder.submission import inspect
+from autograder.assignment.course import COURSE_ROOT, assignment_ids
+from autograder.assignment.submission import inspect
+from autograder.commands.release import venv_env
+from autograder.proof.submissions import examples, write_class
 
 
 @pytest.fixture(scope="module")
@@ -211,9 +211,9 @@ lr_schedule = wd_schedule = teacher_temp_schedule = ema_schedule = _Endless()
 @pytest.mark.slow
 def test_the_time_limits_of_the_units_add_up_within_the_submissions(dino):
     """Every unit's checks run forever: each unit stops at its share of the time, and the whole within the limit."""
-    from autograder.engine import Engine, Settings
-    from autograder.examples import correct
-    from autograder.sandbox import Limits
+    from autograder.grading.engine import Engine, Settings
+    from autograder.proof.submissions import correct
+    from autograder.sandbox.isolation import Limits
 
     nb = correct(dino)
     nb["cells"].append({"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "id": "hang",
@@ -232,7 +232,7 @@ def test_the_time_limits_of_the_units_add_up_within_the_submissions(dino):
 
 
 def test_the_course_index_shows_every_assignment_graded_in_the_folder(tmp_path):
-    from autograder.report import write_course_index, write_csv
+    from autograder.commands.report import write_course_index, write_csv
 
     def result(student, score, status="ok"):
         return {"student": student, "status": status, "score": score, "max_score": 10,

@@ -13,11 +13,11 @@ import sys
 import pytest
 import torch
 
-from autograder.course import Assignment, assignment_ids, cells_by_grade_id, nbgrader_meta, source_of
-from autograder.feedback import check
-from autograder.release import venv_env
-from autograder.runner import GradingFailure, describe_exception, grade_unit, register_source
-from autograder.units import reference
+from autograder.assignment.course import Assignment, assignment_ids, cells_by_grade_id, nbgrader_meta, source_of
+from autograder.commands.release import venv_env
+from autograder.runtime.definitions import reference
+from autograder.runtime.notebook_check import check
+from autograder.runtime.runner import GradingFailure, describe_exception, grade_unit, register_source
 from dinocourse import REPO_ROOT
 
 ASSIGNMENTS = assignment_ids()
@@ -39,7 +39,7 @@ def test_reference_values_are_up_to_date():
 
 
 def test_the_freshness_check_sees_a_changed_value_but_not_another_cpus_rounding():
-    from autograder.reference import differences
+    from autograder.commands.reference_values import differences
 
     old = {"about": "x", "unit": {"losses": [2.2589502334594727, 0.5], "center": [6.666991248494014e-05]}}
     rounding = {"about": "y", "unit": {"losses": [2.2589471340179443, 0.5], "center": [6.667130946880206e-05]}}
@@ -236,7 +236,7 @@ def test_grade_gives_the_stubs_zero_with_clear_messages(dino, tmp_path):
 @pytest.mark.slow
 def test_an_added_helper_cell_and_an_extra_import_in_the_setup_cell_count(dino, tmp_path):
     """The student's notebook runs as they wrote it: a helper in a new cell and an import added to the setup cell."""
-    from autograder.examples import correct
+    from autograder.proof.submissions import correct
 
     nb = correct(dino)
     cells = nb["cells"]
@@ -259,7 +259,7 @@ def test_an_added_helper_cell_and_an_extra_import_in_the_setup_cell_count(dino, 
 @pytest.mark.slow
 def test_the_instructors_shell_does_not_reach_the_graded_notebook(dino, tmp_path):
     """A head that exists only when DINO_MODE is unset: graded with DINO_MODE=full in the shell, it still counts."""
-    from autograder.examples import correct
+    from autograder.proof.submissions import correct
 
     nb = correct(dino)
     head = cells_by_grade_id(nb)["dino_head"]

@@ -9,11 +9,11 @@ import re
 
 import pytest
 
-from autograder import engine as engine_module
-from autograder.course import Assignment, assignment_ids, grader_folders
-from autograder.engine import Engine, Settings
-from autograder.examples import RETRY_ALLOCATIONS, correct, edit, examples
-from autograder.sandbox import Limits, probe
+from autograder.assignment.course import Assignment, assignment_ids, grader_folders
+from autograder.grading import engine as engine_module
+from autograder.grading.engine import Engine, Settings
+from autograder.proof.submissions import RETRY_ALLOCATIONS, correct, edit, examples
+from autograder.sandbox.isolation import Limits, probe
 
 pytestmark = pytest.mark.slow
 

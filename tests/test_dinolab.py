@@ -11,8 +11,8 @@ import sys
 import pytest
 import torch
 
-from autograder.course import COURSE_ROOT
-from autograder.release import venv_env
+from autograder.assignment.course import COURSE_ROOT
+from autograder.commands.release import venv_env
 from dinolab.config import GROUPS, OPTIONS, ConfigError, defaults, resolve
 
 TINY = ["--n_samples", "32", "--n_eval", "24", "--bs_train", "16", "--out_dim", "32", "--hid_dims", "16",

@@ -12,8 +12,8 @@ import zipfile
 
 import pytest
 
-from autograder.course import Assignment, assignment_ids, cells_by_grade_id, nbgrader_meta, source_of
-from autograder.kit import build
+from autograder.assignment.course import Assignment, assignment_ids, cells_by_grade_id, nbgrader_meta, source_of
+from autograder.commands.kit import build
 
 pytestmark = pytest.mark.parametrize("assignment_id", assignment_ids())
 

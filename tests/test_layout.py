@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from autograder.course import COURSE_ROOT, Assignment, assignment_ids
+from autograder.assignment.course import COURSE_ROOT, Assignment, assignment_ids
 
-FRAMEWORK = sorted((COURSE_ROOT / "autograder").glob("*.py")) + [COURSE_ROOT / "nbgrader_config.py"]
+FRAMEWORK = sorted(p for p in (COURSE_ROOT / "autograder").rglob("*.py") if "graders" not in p.parts)
+FRAMEWORK += [COURSE_ROOT / "nbgrader_config.py"]
 
 
 @pytest.mark.parametrize("assignment_id", assignment_ids())
@@ -45,11 +46,12 @@ def test_the_rerun_fingerprint_covers_everything_that_can_change_a_grade(tmp_pat
     """Engine code, runtime package, graders, solution and release, and the versions of torch and friends."""
     import shutil
 
-    from autograder.course import versions
+    from autograder.assignment.course import versions
 
     dino = Assignment.load("01_dino")
     files = {p.relative_to(COURSE_ROOT).as_posix() for p in dino.fingerprint_files()}
-    for needed in ("autograder/engine.py", "autograder/worker.py", "autograder/runner.py", "autograder/sandbox.py",
+    for needed in ("autograder/grading/engine.py", "autograder/worker/process.py", "autograder/runtime/runner.py",
+                   "autograder/sandbox/isolation.py",
                    "dinocourse/data.py", "autograder/graders/01_dino/test_dino_loss.py",
                    "autograder/graders/01_dino/cases.py", "autograder/graders/01_dino/reference_values.json",
                    "solutions/01_dino/dino.ipynb", "assignments/01_dino/dino.ipynb"):

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from autograder.course import Assignment
-from autograder.notebook import load_definitions
+from autograder.assignment.course import Assignment
+from autograder.runtime.definitions import load_definitions
 from dinocourse.models import ENCODERS, make_encoder
 
 

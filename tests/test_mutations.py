@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from corpus import unit_points
 
-from autograder.course import Assignment, assignment_ids
-from autograder.examples import mutants
+from autograder.assignment.course import Assignment, assignment_ids
+from autograder.proof.submissions import mutants
 
 IDS = assignment_ids()
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from autograder.notebook import execute, save_figures
+from autograder.commands.notebooks import execute, save_figures
 from dinocourse.data import REPO_ROOT
 
 FIGURES = {"samples", "views", "schedules", "health", "knn", "reference-curve", "retrieval", "feature-map",
@@ -16,8 +16,8 @@ FIGURES = {"samples", "views", "schedules", "health", "knn", "reference-curve", 
 
 
 def run_demo(*args):
-    """`python -m autograder.demo 01_dino --env DINO_MODE=tiny ARGS` from the repository root."""
-    return subprocess.run([sys.executable, "-m", "autograder.demo", "01_dino", "--env", "DINO_MODE=tiny",
+    """`python -m autograder demo 01_dino --env DINO_MODE=tiny ARGS` from the repository root."""
+    return subprocess.run([sys.executable, "-m", "autograder", "demo", "01_dino", "--env", "DINO_MODE=tiny",
                            *map(str, args)], capture_output=True, text=True, cwd=REPO_ROOT, timeout=900)
 
 
@@ -46,7 +46,7 @@ def test_solution_notebook_runs_end_to_end_in_the_tiny_budget(dino, tmp_path):
 
 @pytest.mark.slow
 def test_assignment_2_runs_end_to_end_in_the_tiny_budget(tmp_path):
-    from autograder.course import Assignment
+    from autograder.assignment.course import Assignment
 
     random_teachers = Assignment.load("02_random_teachers")
     nb = execute(random_teachers.solution_path, out=tmp_path / "executed.ipynb", cwd=tmp_path,
@@ -89,7 +89,7 @@ def test_demo_command_runs_the_notebook_prints_its_summary_and_grades_the_exampl
 def test_demo_reports_a_failing_notebook_clearly(tmp_path):
     import shutil
 
-    from autograder.course import COURSE_ROOT
+    from autograder.assignment.course import COURSE_ROOT
 
     root = tmp_path / "course"
     (root / "solutions" / "broken").mkdir(parents=True)
@@ -101,7 +101,7 @@ def test_demo_reports_a_failing_notebook_clearly(tmp_path):
     (root / "solutions" / "broken" / "broken.ipynb").write_text(json.dumps(
         {"cells": cells, "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                      "language": "python"}}, "nbformat": 4, "nbformat_minor": 5}))
-    result = subprocess.run([sys.executable, "-m", "autograder.demo", "--root", str(root), "--out",
+    result = subprocess.run([sys.executable, "-m", "autograder", "demo", "--root", str(root), "--out",
                              str(tmp_path / "out"), "--no-grading"], capture_output=True, text=True, cwd=REPO_ROOT,
                             timeout=600)
     assert result.returncode == 1

@@ -9,8 +9,8 @@ import os
 import pytest
 from corpus import points_per_test
 
-from autograder import submission
-from autograder.course import assignment_ids
+from autograder.assignment import submission
+from autograder.assignment.course import assignment_ids
 
 # a planted bug of each assignment that its visible tests (what a student runs) must catch
 VISIBLY_CAUGHT = {"01_dino": "mut-same-view-pairs-not-skipped",
@@ -68,7 +68,7 @@ def _kernel_verdicts(assignment, notebooks: dict) -> dict[str, dict[str, bool]]:
 def test_a_visible_test_earns_its_points_exactly_when_its_code_passes_in_a_kernel(assignment, cross_path,
                                                                                   corpus_files, graded_class):
     """Over every example that a kernel can run to its end, and a planted bug and a correct alternative per unit."""
-    from autograder.examples import examples
+    from autograder.proof.submissions import examples
 
     catalog = examples(assignment).EXAMPLES
     runnable = {e.name: corpus_files[1][e.name] for e in cross_path

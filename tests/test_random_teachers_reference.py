@@ -11,8 +11,8 @@ import re
 import numpy as np
 import pytest
 
-from autograder.course import Assignment, cells_by_grade_id, source_of
-from autograder.notebook import load_definitions
+from autograder.assignment.course import Assignment, cells_by_grade_id, source_of
+from autograder.runtime.definitions import load_definitions
 from dinocourse import reference_runs
 from dinocourse.distillation import PROBES
 

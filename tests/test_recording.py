@@ -16,15 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from autograder import autograde
-from autograder.course import cells_by_grade_id, nbgrader_meta, source_of
-from autograder.engine import NOT_RECORDED, Engine, score
-from autograder.examples import correct, write_class
-from autograder.submission import inspect
+from autograder.assignment.course import cells_by_grade_id, nbgrader_meta, source_of
+from autograder.assignment.submission import inspect
+from autograder.commands import grade_class as autograde
+from autograder.grading.engine import NOT_RECORDED, Engine, score
+from autograder.proof.submissions import correct, write_class
 
 
 class VerdictEngine:
-    """Stands in for :class:`autograder.engine.Engine` (same calls): a unit passes when its cell is the solution's."""
+    """Stands in for :class:`autograder.grading.engine.Engine` (same calls): a unit passes when its cell is the
+    solution's."""
 
     not_graded, grade_file = Engine.not_graded, Engine.grade_file
 
@@ -201,7 +202,7 @@ def test_nbgrader_refuses_each_of_these_notebooks_on_its_own(dino, refused_class
                                                             capsys):
     """Without the course's matching of released cells, nbgrader refuses every one (the cases are real): the class
     grader then records the released notebook with the student's cells, and says so."""
-    from autograder.nbgrader_hooks import MatchReleasedCells
+    from autograder.commands.nbgrader_hooks import MatchReleasedCells
 
     monkeypatch.setattr(MatchReleasedCells, "preprocess", lambda self, nb, resources: (nb, resources))
     course = tmp_path / "course"
@@ -232,7 +233,7 @@ def test_nbgrader_records_every_notebook_its_checks_would_refuse(dino, refused_c
 
 
 def test_the_single_notebook_path_grades_what_it_can_and_says_what_it_cannot(dino, tmp_path, monkeypatch, capsys):
-    from autograder import grade
+    from autograder.commands import grade
 
     monkeypatch.setattr(grade, "Engine", VerdictEngine)
     good, unreadable = tmp_path / "good.ipynb", tmp_path / "unreadable.ipynb"
@@ -263,7 +264,7 @@ def test_the_single_notebook_path_grades_what_it_can_and_says_what_it_cannot(din
 
 
 def test_a_notebook_the_inspection_cannot_read_is_not_graded_never_a_crash(dino, monkeypatch):
-    from autograder import submission
+    from autograder.assignment import submission
 
     def broken(*args, **kwargs):
         raise TypeError("unhashable type: 'list'")

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from autograder.sandbox import Limits, Sandbox, probe
+from autograder.sandbox.isolation import Limits, Sandbox, probe
 from dinocourse import REPO_ROOT
 
 ISOLATION = probe()
@@ -102,7 +102,7 @@ def test_sandboxes_start_safely_from_many_threads_at_once():
     """No preexec_fn: the sandbox starts processes through a small exec wrapper, safe from a pool of threads."""
     from concurrent.futures import ThreadPoolExecutor
 
-    assert "preexec_fn=" not in (REPO_ROOT / "autograder" / "sandbox.py").read_text()
+    assert "preexec_fn=" not in (REPO_ROOT / "autograder" / "sandbox" / "isolation.py").read_text()
     with ThreadPoolExecutor(8) as pool:
         outs = list(pool.map(lambda i: run(f"print({i} * {i})"), range(16)))
     assert [o.stdout for o in outs] == [f"{i * i}\n".encode() for i in range(16)]
@@ -125,7 +125,7 @@ def _fake_v2(tmp_path, own="/user.slice/session-1.scope"):
 
 def test_cgroup_v2_groups_are_made_next_to_our_own_with_memory_and_process_limits(tmp_path):
     """On a fake v2 hierarchy: found from /proc/self/mountinfo and /proc/self/cgroup, limits written, counters read."""
-    from autograder.sandbox import find_cgroups
+    from autograder.sandbox.isolation import find_cgroups
 
     root, parent, mountinfo, own = _fake_v2(tmp_path)
     cgroups = find_cgroups(root=tmp_path / "no-v1", mountinfo=mountinfo, own=own)
@@ -143,7 +143,7 @@ def test_cgroup_v2_groups_are_made_next_to_our_own_with_memory_and_process_limit
 
 def test_cgroup_v2_controllers_are_asked_for_when_the_parent_lacks_them(tmp_path):
     """The kernel then lists them in cgroup.subtree_control (a fake hierarchy only shows that they were asked for)."""
-    from autograder.sandbox import find_cgroups
+    from autograder.sandbox.isolation import find_cgroups
 
     root, parent, mountinfo, own = _fake_v2(tmp_path)
     (parent / "cgroup.subtree_control").write_text("cpu\n")
@@ -152,7 +152,7 @@ def test_cgroup_v2_controllers_are_asked_for_when_the_parent_lacks_them(tmp_path
 
 
 def test_cgroup_v2_in_the_root_of_a_container_and_v1_when_v2_has_no_controllers(tmp_path):
-    from autograder.sandbox import find_cgroups
+    from autograder.sandbox.isolation import find_cgroups
 
     root, _, mountinfo, own = _fake_v2(tmp_path, own="/")
     (root / "cgroup.subtree_control").write_text("memory pids\n")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder.course import COURSE_ROOT
-from autograder.release import venv_env
+from autograder.assignment.course import COURSE_ROOT
+from autograder.commands.release import venv_env
 
 
 def code(source: str, grade_id: str | None = None, points: float = 0, solution: bool = False, tags=()) -> dict:
@@ -67,7 +67,7 @@ GRADERS = {
 def generate(ns, workdir):
     return {"add": {"sums": [ns.add(a, b) for a, b in PAIRS]}, "scale": {"scaled": ns.scale([1, 2, 3], 3)}}
 ''',
-    "test_add.py": '''from autograder.checks import expect
+    "test_add.py": '''from autograder.runtime.checks import expect
 
 from .cases import PAIRS
 
@@ -77,7 +77,7 @@ def test_adds(ns, values):
     for (a, b), expected in zip(PAIRS, values["sums"]):
         expect(ns.add(a, b) == expected, f"add({a}, {b}): expected {expected}, got {ns.add(a, b)}")
 ''',
-    "test_scale.py": '''from autograder.checks import expect
+    "test_scale.py": '''from autograder.runtime.checks import expect
 
 
 def test_scales(ns, values):
@@ -169,7 +169,7 @@ def test_an_unknown_assignment_is_a_clear_error(toy, tmp_path):
 def test_grading_the_toy_hides_the_private_files_of_both_courses(toy):
     """A course given with --root: its own private files and those of the course the framework lives in (every
     assignment's graders folder there, whole) are hidden from its submissions."""
-    from autograder.course import Assignment, assignment_ids
+    from autograder.assignment.course import Assignment, assignment_ids
 
     hidden = set(Assignment.load("toy", toy).private_files())
     assert {toy / "solutions", toy / "autograder" / "graders" / "toy" / "reference_values.json",

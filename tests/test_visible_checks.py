@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from autograder.course import DEFINITION_TAGS, Assignment, assignment_ids
-from autograder.examples import correct, from_solution, mutants
-from autograder.notebook import load_definitions
+from autograder.assignment.course import DEFINITION_TAGS, Assignment, assignment_ids
+from autograder.proof.submissions import correct, from_solution, mutants
+from autograder.runtime.definitions import load_definitions
 
 CHECKED = [a for a in assignment_ids() if any(t.startswith("check-") for c in Assignment.load(a).solution["cells"]
                                                for t in c.get("metadata", {}).get("tags", []))]

@@ -1,17 +1,17 @@
 """``pytest autograder/graders`` checks every assignment's reference solution with its own graders (``make test``).
 
 Every check of every unit must pass on the solution. In a grading process (and for in-kernel feedback) the graders
-run without this file: :func:`autograder.runner.grade_unit` hands them the namespace to grade instead.
+run without this file: :func:`autograder.runtime.runner.grade_unit` hands them the namespace to grade instead.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from autograder.course import Assignment
-from autograder.fixtures import fixed_seed, ns, solution, values  # noqa: F401 - the graders' fixtures
-from autograder.runner import GraderPlugin
-from autograder.units import Namespace, reference
+from autograder.assignment.course import Assignment
+from autograder.runtime.definitions import Namespace, reference
+from autograder.runtime.fixtures import fixed_seed, ns, solution, values  # noqa: F401 - the graders' fixtures
+from autograder.runtime.runner import GraderPlugin
 
 
 class SolutionSelfTest(GraderPlugin):

@@ -1,8 +1,8 @@
 """Example submissions of Assignment 1: correct, partial, hostile and broken notebooks, with the status and the
 honest points each must get (checked through every grading path by the course's tests)."""
 
-from autograder.course import cells_by_grade_id, source_of
-from autograder.examples import (
+from autograder.assignment.course import cells_by_grade_id, source_of
+from autograder.proof.submissions import (
     GRADEBOOK_WRITE,
     MONKEYPATCH,
     NETWORK,

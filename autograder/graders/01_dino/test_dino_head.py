@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from autograder.checks import expect, expect_close, fail
+from autograder.runtime.checks import expect, expect_close, fail
 
 from .cases import head_parameter_counts, trainable
 

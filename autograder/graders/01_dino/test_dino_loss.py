@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from autograder.checks import expect, expect_close, fmt
+from autograder.runtime.checks import expect, expect_close, fmt
 
 from .cases import LOSS_CASES, loss_inputs
 

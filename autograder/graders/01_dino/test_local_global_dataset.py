@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from autograder.checks import expect, fail
+from autograder.runtime.checks import expect, fail
 from dinocourse.data import SAMPLE_DIR
 
 from .cases import VIEW_IMAGES, unnormalize, view_statistics

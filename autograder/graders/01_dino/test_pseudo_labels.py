@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from autograder.checks import expect, fmt
+from autograder.runtime.checks import expect, fmt
 
 from .cases import pseudo_label_case
 

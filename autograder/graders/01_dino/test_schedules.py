@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from autograder.checks import expect, fail
+from autograder.runtime.checks import expect, fail
 
 from .cases import SCHEDULE_TOTALS, SCHEDULES
 

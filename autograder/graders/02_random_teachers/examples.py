@@ -2,8 +2,8 @@
 honest points each must get. The attacks on the grader itself are Assignment 1's (the engine is the same); these
 check that this assignment's units are isolated from each other under them."""
 
-from autograder.course import cells_by_grade_id, source_of
-from autograder.examples import (
+from autograder.assignment.course import cells_by_grade_id, source_of
+from autograder.proof.submissions import (
     PROTECTED_READ,
     RETRY_ALLOCATIONS,
     Example,

@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from autograder.checks import expect, expect_close
+from autograder.runtime.checks import expect, expect_close
 
 from .cases import DISTILL_CASES, distill_trace, small_net
 

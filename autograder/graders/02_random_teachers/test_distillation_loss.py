@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from autograder.checks import expect, expect_close
+from autograder.runtime.checks import expect, expect_close
 
 from .cases import LOSS_CASES, REPEATED_CALLS, loss_inputs, loss_value, repeated_call, repeated_loss_objects
 

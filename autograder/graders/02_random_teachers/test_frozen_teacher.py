@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from autograder.checks import expect, expect_close
+from autograder.runtime.checks import expect, expect_close
 
 from .cases import images, small_net, teacher_outputs
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from autograder.checks import expect, expect_close, fail
+from autograder.runtime.checks import expect, expect_close, fail
 
 from .cases import KNN_CASES, KNN_POINT_CASES, knn_case, knn_point_data, knn_point_hits
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from autograder.checks import expect, fmt
+from autograder.runtime.checks import expect, fmt
 
 from .cases import PROBE_CASE, linear_probe_case, probe_data, watched_probe
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from autograder.checks import expect, expect_close
+from autograder.runtime.checks import expect, expect_close
 
 from .cases import INIT_CASES, init_pair, student_weights
 

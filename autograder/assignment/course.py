@@ -5,7 +5,7 @@ An assignment is one folder in each of three places, all named by the assignment
     solutions/<id>/<name>.ipynb       the instructor's notebook: reference solution, visible and hidden tests
     assignments/<id>/<name>.ipynb     the student notebook, generated from it (python -m autograder release)
     autograder/graders/<id>/          its graders: test_<unit>.py, cases.py, reference_values.json, examples.py,
-                                      mutants.py (a package of its own, loaded by path: see autograder.runner)
+                                      mutants.py (a package of its own, loaded by path: see autograder.runtime.runner)
 
 Everything the framework knows about an assignment it reads from the solution notebook: the *units* (code cells
 with ``solution: true`` and a ``grade_id``), the *test cells* (``test_<unit>_visible`` / ``test_<unit>_hidden``,
@@ -27,8 +27,10 @@ from functools import cached_property
 from importlib import metadata
 from pathlib import Path
 
-COURSE_ROOT = Path(__file__).resolve().parents[1]  # solutions/, assignments/, autograder/, data/
-GRADERS = Path(__file__).with_name("graders")
+from autograder import COURSE_ROOT
+
+FRAMEWORK = COURSE_ROOT / "autograder"
+GRADERS = FRAMEWORK / "graders"
 DEFINITION_TAGS = ("setup", "api")  # given cells that define what the assignment's code uses (run when grading)
 TEST_ID = re.compile(r"^test_(?P<unit>\w+?)_(?P<kind>visible|hidden)$")
 PRIVATE_GRADER_FILES = ("reference_values.json", "mutants.py", "examples.py")  # private in every graders folder
@@ -84,13 +86,17 @@ def grader_folders(root: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and p.name != "__pycache__") if folder.is_dir() else []
 
 
-def private_files(root: Path) -> list[Path]:
+def private_files(root: Path, db_url: str | None = None) -> list[Path]:
     """What no submission may read in a course folder: the solutions (nbgrader's ``source`` too), every assignment's
     reference values, planted bugs and examples (they quote the solution), the git history, the build outputs (the
-    demo's executed solutions) and the grading output of a class graded there. Missing paths are listed too."""
+    demo's executed solutions), the grading output of a class graded there and the gradebook of ``db_url`` (an
+    SQLite file wherever it lives). Missing paths are listed too."""
     root = Path(root)
     found = [root / name for name in ("solutions", "source", ".git", "build", *GRADING_OUTPUT)]
-    return found + [folder / name for folder in grader_folders(root) for name in PRIVATE_GRADER_FILES]
+    found += [folder / name for folder in grader_folders(root) for name in PRIVATE_GRADER_FILES]
+    if db_url and db_url.startswith("sqlite:///"):
+        found.append(Path(db_url[len("sqlite:///"):]))
+    return found
 
 
 def assignment_ids(root: Path = COURSE_ROOT) -> list[str]:
@@ -260,9 +266,10 @@ class Assignment:
         """Every file that can change a grade: the framework, the course's runtime packages (every top-level
         package of the course, such as the data layer the notebooks import), the assignment's graders folder, and
         the solution and released notebooks."""
-        framework = Path(__file__).parent
+        framework = FRAMEWORK
         packages = [p for p in sorted(self.root.iterdir()) if (p / "__init__.py").is_file() and p != framework]
-        files = sorted(framework.glob("*.py")) + [f for p in packages for f in sorted(p.rglob("*.py"))]
+        files = sorted(p for p in framework.rglob("*.py") if p.relative_to(framework).parts[0] != "graders")
+        files += [f for p in packages for f in sorted(p.rglob("*.py"))]
         files += sorted(p for p in self.graders_dir.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
         return files + [self.solution_path, self.release_path]
 

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import base64
 import subprocess
-import sys
 import time
-import types
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -22,8 +20,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from autograder.course import DEFINITION_TAGS
-from autograder.units import environment
+from autograder.runtime.definitions import environment
 
 
 class NotebookError(RuntimeError):
@@ -104,22 +101,6 @@ def execute(path: Path, out: Path | None = None, env: dict[str, str] | None = No
             Path(out).parent.mkdir(parents=True, exist_ok=True)
             nbformat.write(nb, out)
     return nb
-
-
-def load_definitions(path: Path, env: dict[str, str] | None = None, tags: Iterable[str] = DEFINITION_TAGS,
-                     name: str = "dino_notebook") -> types.ModuleType:
-    """Execute the cells of ``path`` tagged with any of ``tags`` into a new module and return it."""
-    nb = nbformat.read(Path(path), as_version=4)
-    module = types.ModuleType(name)
-    module.__file__ = str(path)
-    sys.modules[name] = module  # dataclasses, pickling and torch.save need the module to be importable
-    tags = set(tags)
-    with environment(env):
-        for index, cell in enumerate(nb.cells):
-            if cell.cell_type == "code" and tags & set(cell.metadata.get("tags", [])):
-                code = compile(cell.source, f"{path}#cell{index}", "exec")
-                exec(code, module.__dict__)  # noqa: S102 - the course's own notebook
-    return module
 
 
 def save_figures(nb: nbformat.NotebookNode, folder: Path) -> list[Path]:

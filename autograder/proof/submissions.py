@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder.course import COURSE_ROOT, Assignment, cells_by_grade_id, nbgrader_meta, source_of
+from autograder.assignment.course import COURSE_ROOT, Assignment, cells_by_grade_id, nbgrader_meta, source_of
 
 
 @dataclass(frozen=True)
@@ -182,7 +182,7 @@ def without_cells(*grade_ids: str) -> Callable:
 # Hostile code, added to a cell of a correct (or untouched) notebook by an assignment's examples.
 PROTECTED_READ = """
 try:
-    import autograder.course as _c
+    import autograder.assignment.course as _c
     for _p in [*_c.COURSE_ROOT.glob("autograder/graders/*/reference_values.json"),
                *_c.COURSE_ROOT.glob("solutions/*/*.ipynb")]:
         print(open(_p).read()[:100])
@@ -193,7 +193,7 @@ except Exception:
 GRADEBOOK_WRITE = """
 import sqlite3
 try:
-    import autograder.course as _c
+    import autograder.assignment.course as _c
     _db = sqlite3.connect(str(_c.COURSE_ROOT / "gradebook.db"))
     _db.execute("update grade set auto_score = 100")
     _db.commit()
@@ -204,16 +204,16 @@ except Exception:
 MONKEYPATCH = """
 import torch
 import autograder
-import autograder.checks
-autograder.checks.expect_close = lambda *args, **kwargs: None
-autograder.checks.expect = lambda *args, **kwargs: None
+import autograder.runtime.checks
+autograder.runtime.checks.expect_close = lambda *args, **kwargs: None
+autograder.runtime.checks.expect = lambda *args, **kwargs: None
 torch.allclose = lambda *args, **kwargs: True
 autograder.check = lambda *args, **kwargs: print("all checks passed")
 """
 
 WRITE_OUTSIDE = """
 try:
-    import autograder.course as _c
+    import autograder.assignment.course as _c
     open(_c.COURSE_ROOT / 'PWNED.txt', 'w').write('x')
 except Exception:
     pass
@@ -240,14 +240,14 @@ except Exception:
 
 def examples(assignment: Assignment):
     """The assignment's ``examples`` module (``EXAMPLES``, ``DEMO``)."""
-    from autograder.runner import graders_package
+    from autograder.runtime.runner import graders_package
 
     return importlib.import_module(f"{graders_package(assignment.graders_dir)}.examples")
 
 
 def mutants(assignment: Assignment):
     """The assignment's ``mutants`` module (``MUTANTS``, ``ALTERNATIVES``)."""
-    from autograder.runner import graders_package
+    from autograder.runtime.runner import graders_package
 
     return importlib.import_module(f"{graders_package(assignment.graders_dir)}.mutants")
 

@@ -7,7 +7,7 @@ One configuration serves every use of nbgrader (:func:`configure`, called by ``n
   implement (:class:`NameStubs`, right after nbgrader's ``ClearSolutions``);
 * ``autograde``: nbgrader's usual steps, except that nbgrader's ``Execute`` (which would run the notebook in a
   kernel and let its test cells decide) is replaced by :class:`ApplyVerdicts`: the engine grades the submitted
-  file (:mod:`autograder.engine`) and each test cell gets the verdict as its output, which nbgrader's
+  file (:mod:`autograder.grading.engine`) and each test cell gets the verdict as its output, which nbgrader's
   ``SaveAutoGrades`` then scores with its usual rule. Plain ``nbgrader autograde`` asks the engine itself
   (:class:`GradeWithEngine`); ``python -m autograder autograde`` hands over verdicts it already has.
   Before nbgrader's own checks, every graded cell carries its released metadata (:class:`MatchReleasedCells`; the
@@ -29,8 +29,9 @@ from nbconvert.exporters import NotebookExporter
 from nbgrader.preprocessors import ClearSolutions, NbGraderPreprocessor
 from traitlets import Float, Integer
 
-from autograder.course import Assignment, cells_by_grade_id, grade_id_of, private_files
-from autograder.engine import NOT_GRADED
+from autograder.assignment.course import Assignment, cells_by_grade_id, grade_id_of, private_files
+from autograder.grading.engine import NOT_GRADED
+from autograder.sandbox.isolation import Limits
 
 COURSE_ID = "dino-course"
 STUB = "raise NotImplementedError()"  # nbgrader's code stub, named by NameStubs
@@ -171,16 +172,15 @@ class ApplyVerdicts(NbGraderPreprocessor):
 class GradeWithEngine(ApplyVerdicts):
     """Plain ``nbgrader autograde``: the engine grades the submitted file (sandboxed) and its verdict is applied."""
 
-    timeout = Float(300.0, help="seconds for one submission").tag(config=True)
-    memory_mb = Integer(4096, help="MB of memory for one graded unit").tag(config=True)
+    timeout = Float(Limits.timeout, help="seconds for one submission").tag(config=True)
+    memory_mb = Integer(Limits.memory_mb, help="MB of memory for one graded unit").tag(config=True)
     _engines: ClassVar[dict] = {}
     _lock = threading.Lock()
 
     def verdict(self, resources) -> dict:
         from nbgrader.coursedir import CourseDirectory
 
-        from autograder.engine import Engine, Settings
-        from autograder.sandbox import Limits
+        from autograder.grading.engine import Engine, Settings
 
         info = resources["nbgrader"]
         course = CourseDirectory(config=self.config)
@@ -188,8 +188,7 @@ class GradeWithEngine(ApplyVerdicts):
         with self._lock:
             engine = self._engines.get(info["assignment"])
             if engine is None:
-                hide = private_files(Path(course.root))
-                hide += [Path(course.db_url[len("sqlite:///"):])] if course.db_url.startswith("sqlite:///") else []
+                hide = private_files(Path(course.root), course.db_url)
                 engine = Engine(assignment_for(info["assignment"]),
                                 Settings(Limits(timeout=self.timeout, memory_mb=self.memory_mb)), hide)
                 for warning in engine.warnings:
@@ -287,7 +286,7 @@ class Recorder:
         (none: as usual). The notebook nbgrader records is the submitted one; when nbgrader refuses it, or the file
         is not a notebook, the released notebook with the student's own graded cells and answers (the cells the
         verdict is about). Raises :class:`RecordError` when nbgrader records neither."""
-        from autograder.engine import staged_notebook
+        from autograder.grading.engine import staged_notebook
 
         student = result["student"]
         notes: list[str] = []

@@ -3,10 +3,10 @@
     python -m autograder grade NOTEBOOK [NOTEBOOK ...] [--assignment ID] [--json OUT] [--timeout S] [--memory MB]
 
 Each notebook is graded exactly as ``python -m autograder autograde`` and ``nbgrader autograde`` grade it (the same
-engine: inspected without running, each unit in its own sandboxed process, see :mod:`autograder.engine`). It prints
-one line per test cell and the full message of every failure, and ``--json`` writes
-``{"notebook", "assignment", "status", "score", "max_score", "tests": {grade_id: {"unit", "kind", "points",
-"max_points", "passed", "message"}}}`` (a list of them for several notebooks). The assignment is the one whose
+engine: inspected without running, each unit in its own sandboxed process, see
+:mod:`autograder.grading.engine`). It prints one line per test cell and the full message of every failure, and
+``--json`` writes ``{"notebook", "assignment", "status", "score", "max_score", "tests": {grade_id: {"unit", "kind",
+"points", "max_points", "passed", "message"}}}`` (a list of them for several notebooks). The assignment is the one whose
 graded cells the notebook has, unless ``--assignment`` names it.
 """
 
@@ -19,9 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-from autograder.course import COURSE_ROOT, Assignment, CourseError, assignment_ids, find_assignment
-from autograder.engine import NOT_GRADED, Engine, Settings
-from autograder.sandbox import Limits
+from autograder.assignment.course import COURSE_ROOT, Assignment, CourseError, assignment_ids, find_assignment
+from autograder.grading.engine import NOT_GRADED, Engine, Settings
+from autograder.sandbox.isolation import Limits
 
 KEYS = ("notebook", "assignment", "status", "score", "max_score", "tests")
 
@@ -51,8 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("notebooks", type=Path, nargs="+", help="the submitted .ipynb file(s)")
     parser.add_argument("--assignment", help="the assignment (default: found from the notebook's graded cells)")
     parser.add_argument("--json", type=Path, help="write the result(s) as JSON to this file")
-    parser.add_argument("--timeout", type=float, default=300, help="seconds for one submission (default: 300)")
-    parser.add_argument("--memory", type=int, default=4096, help="MB of memory for one unit (default: 4096)")
+    parser.add_argument("--timeout", type=float, default=Limits.timeout,
+                        help=f"seconds for one submission (default: {Limits.timeout:.0f})")
+    parser.add_argument("--memory", type=int, default=Limits.memory_mb,
+                        help=f"MB of memory for one graded unit (default: {Limits.memory_mb})")
     parser.add_argument("--no-sandbox", action="store_true", help="do not use bubblewrap (resource limits only)")
     parser.add_argument("--root", type=Path, default=COURSE_ROOT, help="the course's folder (default: this one)")
     args = parser.parse_args(argv)

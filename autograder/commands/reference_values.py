@@ -15,9 +15,10 @@ import math
 import tempfile
 from pathlib import Path
 
-from autograder.course import COURSE_ROOT, Assignment, assignment_ids
-from autograder.runner import graders_package
-from autograder.units import Namespace, reference
+from autograder.assignment.course import COURSE_ROOT, Assignment, assignment_ids
+from autograder.commands import every_assignment
+from autograder.runtime.definitions import Namespace, reference
+from autograder.runtime.runner import graders_package
 
 GENERATED = ("about", "versions")  # keys of the file that describe it rather than hold values
 
@@ -62,7 +63,7 @@ def differences(new, old, path="", rel=REL, abs_=ABS) -> list[str]:
     return [] if new == old else [f"{path}: {old!r} in the file, now {new!r}"]
 
 
-def main(ids: list[str], check: bool = False, root: Path = COURSE_ROOT) -> int:
+def regenerate(ids: list[str], check: bool = False, root: Path = COURSE_ROOT) -> int:
     stale = []
     for aid in ids or assignment_ids(root):
         assignment = Assignment.load(aid, root)
@@ -82,3 +83,7 @@ def main(ids: list[str], check: bool = False, root: Path = COURSE_ROOT) -> int:
             return 1
         print("reference values are up to date")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return every_assignment("reference", argv, regenerate)

@@ -2,11 +2,12 @@
 
 Run from an nbgrader course directory (or pass ``--course DIR``) that holds
 ``submitted/<student>/<assignment>/<notebook>.ipynb``. Every submission is graded by the engine
-(:mod:`autograder.engine`: inspected without running, each unit in its own sandboxed process), ``--workers`` at
+(:mod:`autograder.grading.engine`: inspected without running, each unit in its own sandboxed process), ``--workers`` at
 once, each with ``--timeout`` seconds and ``--memory`` MB per graded unit. Then, for every student,
 
 * nbgrader's own ``autograde`` records the points per test cell in nbgrader's gradebook (its ``Execute`` step is
-  replaced by writing the engine's verdicts, see :mod:`autograder.nbgrader_hooks`), so ``nbgrader formgrader`` and
+  replaced by writing the engine's verdicts, see :mod:`autograder.commands.nbgrader_hooks`), so
+  ``nbgrader formgrader`` and
   ``nbgrader export`` work as usual and the written answers are graded by hand there;
 * ``feedback/<student>/<assignment>/<notebook>.html`` gets the points per part and every failed check's message
   (never the source of a hidden test);
@@ -37,10 +38,11 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder.course import COURSE_ROOT, Assignment, CourseError, private_files
-from autograder.engine import NOT_GRADED, NOT_RECORDED, Engine, Settings
-from autograder.report import explain, print_table, write_feedback
-from autograder.sandbox import Limits
+from autograder.assignment.course import COURSE_ROOT, Assignment, CourseError, private_files
+from autograder.commands import venv_env
+from autograder.commands.report import explain, print_table, write_feedback
+from autograder.grading.engine import NOT_GRADED, NOT_RECORDED, Engine, Settings
+from autograder.sandbox.isolation import Limits
 
 
 @dataclass
@@ -84,8 +86,7 @@ class Course:
 
     def private_paths(self) -> list[Path]:
         """What a submission must not read or write: everything of the course folder but the released notebooks."""
-        paths = private_files(self.root) + ([self.sqlite_file] if self.sqlite_file else [])
-        return list(dict.fromkeys(path.resolve() for path in paths))
+        return list(dict.fromkeys(path.resolve() for path in private_files(self.root, self.db_url)))
 
     def _gradebook_students(self) -> list[str]:
         from nbgrader.api import Gradebook
@@ -129,7 +130,7 @@ class LazyRecorder:
         self._recorder, self._error = None, None
 
     def record(self, result: dict, raw: bytes | None) -> list[str]:
-        from autograder.nbgrader_hooks import Recorder
+        from autograder.commands.nbgrader_hooks import Recorder
 
         with warnings.catch_warnings():  # nbgrader's SQLAlchemy warns about its own session use
             warnings.simplefilter("ignore")
@@ -195,8 +196,10 @@ def main(argv: list[str] | None = None) -> int:
                              "has the assignment's solution, else this course)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="submissions graded at once (default: the number of cores)")
-    parser.add_argument("--timeout", type=float, default=300, help="seconds for one submission (default: 300)")
-    parser.add_argument("--memory", type=int, default=4096, help="MB of memory for one graded unit (default: 4096)")
+    parser.add_argument("--timeout", type=float, default=Limits.timeout,
+                        help=f"seconds for one submission (default: {Limits.timeout:.0f})")
+    parser.add_argument("--memory", type=int, default=Limits.memory_mb,
+                        help=f"MB of memory for one graded unit (default: {Limits.memory_mb})")
     parser.add_argument("--force", action="store_true", help="regrade submissions that were graded already")
     parser.add_argument("--student", action="append", help="grade only this student (repeatable)")
     parser.add_argument("--db-url", help="the gradebook (default: sqlite:///COURSE/gradebook.db)")
@@ -254,7 +257,7 @@ def grade_class(engine, course: Course, todo: list[str], retry: list[str], worke
     again from their previous verdicts (a step after grading failed last time). Returns this run's results."""
     from tqdm import tqdm
 
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"  # alembic
+    os.environ["PATH"] = venv_env()["PATH"]  # nbgrader runs alembic
     done: dict[str, dict] = {}
     with ThreadPoolExecutor(max_workers=workers) as pool, tempfile.TemporaryDirectory(prefix="stage-") as stage:
         recorder = LazyRecorder(course, Path(stage))
@@ -280,7 +283,7 @@ def grade_class(engine, course: Course, todo: list[str], retry: list[str], worke
 
 def report_class(course: Course, results: list[dict]) -> list[Path]:
     """``grades.csv``, ``report.html`` and the course index; a failure to write them is said, never raised."""
-    from autograder.report import write_course_index, write_reports
+    from autograder.commands.report import write_course_index, write_reports
 
     paths: list[Path] = []
     try:

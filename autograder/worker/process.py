@@ -1,10 +1,11 @@
-"""The grading process inside the sandbox: ``python -m autograder.worker`` (started by :mod:`autograder.engine`).
+"""The grading process inside the sandbox: ``python -m autograder.worker`` (started by the engine).
 
 It never reads a course file. Everything comes through stdin as length-prefixed JSON frames:
 
 1. an *init* frame: the assignment's id, graders folder, units and parts, grading environment, what to import;
    the worker imports it all once (torch, the notebook's own imports, pytest, the graders) and says ``ready``;
-2. then one *job* per submission: the submission's program (:func:`autograder.submission.program`) and its limits.
+2. then one *job* per submission: the submission's program (:func:`autograder.assignment.submission.program`) and its
+   limits.
    For each unit the worker forks a **fresh process** from its warm state, which
 
    * reads its own frame (asked for on stdout, written by the engine): the reference notebook in which that unit's
@@ -12,7 +13,7 @@ It never reads a course file. Everything comes through stdin as length-prefixed 
      closes stdin, so no other frame can be read;
    * runs the student's program from the top, in order, as a kernel would ("Run all"), and the unit's visible test
      cell at its place, recording whether it passed;
-   * loads the reference definitions and runs the unit's pytest graders (:func:`autograder.runner.grade_unit`)
+   * loads the reference definitions and runs the unit's pytest graders (:func:`autograder.runtime.runner.grade_unit`)
      with an audit hook and an integrity guard armed, and sends one result through a pipe of its own.
 
    A cell of the program that crashes the process, is killed for memory or runs past its time limit is skipped and
@@ -43,9 +44,12 @@ import tempfile
 import time
 import types
 
+from autograder import COURSE_ROOT
+from autograder.sandbox.isolation import event_count
+
 SCRATCH = tempfile.gettempdir()  # the sandbox's only writable folder (/tmp there)
 # the course and the Python installation are read-only, also where they live below SCRATCH
-READ_ONLY = tuple(os.path.realpath(p) for p in (os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+READ_ONLY = tuple(os.path.realpath(p) for p in (str(COURSE_ROOT),
                                                sys.prefix, sys.base_prefix))
 CAP = 1 << 20            # characters of a student's printed output that are kept; the rest is counted and dropped
 MESSAGE_CAP = 4000       # characters of one message that leave the process
@@ -295,8 +299,8 @@ def _fresh_main() -> dict:
 
 # ------------------------------------------------------------------------------------------------ a unit's process
 def _unit_process(init: dict, job: dict, unit: str, skip: set, send, audit: _Audit, guard: _Guard) -> None:
-    from autograder import units
-    from autograder.runner import describe_exception, grade_unit, register_source
+    from autograder.runtime import definitions as units
+    from autograder.runtime.runner import describe_exception, grade_unit, register_source
 
     me = os.getpid()
     payload = read_frame(0)
@@ -360,7 +364,7 @@ def _unit_process(init: dict, job: dict, unit: str, skip: set, send, audit: _Aud
     audit.owner = unit
     results = []
     with torch.random.fork_rng(devices=[]):
-        ref = units.Reference(payload["reference"], init["units"], dict(os.environ), stub=unit, label=f"unit_{unit}")
+        ref = units.Definitions(payload["reference"], init["units"], dict(os.environ), stub=unit, label=f"unit_{unit}")
     units.install_reference(init["assignment"], ref)
     values = payload["values"]
     del payload  # the reference notebook's sources are not needed any more
@@ -506,20 +510,6 @@ def _group_sizes() -> dict[int, int]:
     return sizes
 
 
-def _counter(path: str | None, key: str) -> int:
-    """A counter of a cgroup events file (``oom_kill`` of memory.events/oom_control, ``max`` of pids.events)."""
-    if not path:
-        return 0
-    try:
-        for line in open(path).read().splitlines():  # noqa: SIM115 - a tiny file
-            name, _, value = line.partition(" ")
-            if name == key:
-                return int(value)
-    except (OSError, ValueError):
-        pass
-    return 0
-
-
 class _Job:
     """Runs one submission's units (the worker's side: it never runs the student's code itself)."""
 
@@ -533,7 +523,7 @@ class _Job:
         self.running: dict[int, _Child] = {}
         self.deadline = time.monotonic() + float(job["timeout"])
         self.parallel = max(1, int(job.get("parallel", 1)))
-        self.refused = _counter(init.get("pids_events"), "max")  # forks the process limit refused so far
+        self.refused = event_count(init.get("pids_events"), "max")  # forks the process limit refused so far
 
     def run(self) -> None:
         while self.pending or self.running:
@@ -576,8 +566,8 @@ class _Job:
         self.attempts[unit] = attempt + 1
         read_fd, write_fd = os.pipe()
         job = {**self.job, "unit_seconds": limit}
-        oom = _counter(self.init.get("oom_events"), self.init.get("oom_key", "oom_kill"))
-        pids = _counter(self.init.get("pids_events"), "max")
+        oom = event_count(self.init.get("oom_events"), self.init.get("oom_key", "oom_kill"))
+        pids = event_count(self.init.get("pids_events"), "max")
         pid = _fork(self.deadline)
         if pid == 0:  # the unit's process
             code = 0
@@ -618,7 +608,7 @@ class _Job:
         """A program cell that ran into the process limit is skipped for the units that start after it (it would
         hit the limit in each of them); the unit that owns it is reported as crashed."""
         cells, child.forking_cells = child.forking_cells, []
-        count = _counter(self.init.get("pids_events"), "max")
+        count = event_count(self.init.get("pids_events"), "max")
         if cells and count > child.pids_mark:
             cell = next((c for c in self.job["program"] if c["pos"] == cells[0]), None)
             if cell is not None and cell["pos"] not in self.problems:
@@ -632,7 +622,7 @@ class _Job:
     def _watch_processes(self) -> None:
         """The process limit refused a fork: the unit whose process group holds the most processes is stopped at
         once (a fork bomb would race the limit for as long as it runs, and leave the other units without threads)."""
-        count = _counter(self.init.get("pids_events"), "max")
+        count = event_count(self.init.get("pids_events"), "max")
         if count <= self.refused:
             return
         self.refused = count
@@ -692,8 +682,8 @@ class _Job:
                 time.sleep(0.05)
         os.close(child.fd)
         exit_code = os.waitstatus_to_exitcode(status)
-        oom = _counter(self.init.get("oom_events"), self.init.get("oom_key", "oom_kill")) > child.oom_before
-        forks = _counter(self.init.get("pids_events"), "max") > child.pids_before
+        oom = event_count(self.init.get("oom_events"), self.init.get("oom_key", "oom_kill")) > child.oom_before
+        forks = event_count(self.init.get("pids_events"), "max") > child.pids_before
         seconds = round(time.monotonic() - child.started, 2)
         if child.result is None and child.phase == "program" and child.cell is not None:
             self._skip_cell(child, exit_code, oom)
@@ -744,8 +734,8 @@ def _preload(init: dict) -> None:
     for name in ["torch", "numpy", "pytest", *init.get("preload", [])]:
         with contextlib.suppress(Exception):
             importlib.import_module(name)
-    import autograder.units  # noqa: F401
-    from autograder.runner import graders_package
+    import autograder.runtime.definitions  # noqa: F401
+    from autograder.runtime.runner import graders_package
 
     package = graders_package(init["graders"])
     for unit in init["units"]:
@@ -755,7 +745,7 @@ def _preload(init: dict) -> None:
     try:  # the first pytest run in a process loads its plugins: do it here, once
         with open(os.path.join(warmup, "test_warmup.py"), "w") as handle:
             handle.write("def test_warmup():\n    pass\n")
-        from autograder.runner import run_graders
+        from autograder.runtime.runner import run_graders
 
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             run_graders(os.path.join(warmup, "test_warmup.py"))

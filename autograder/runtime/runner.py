@@ -1,10 +1,10 @@
 """Run one unit's graders against live definitions, and explain what failed.
 
-:func:`grade_unit` is what grades a unit, in a grading process of the engine (:mod:`autograder.worker`) and, for
+:func:`grade_unit` is what grades a unit, in a grading process of the engine (:mod:`autograder.worker.process`) and, for
 feedback only, inside an instructor's kernel (:func:`autograder.check`). It
 
 * puts the reference's definitions in place of every other name of the assignment for the duration of the checks
-  (so only this unit is graded, see :mod:`autograder.units`) and restores the student's names afterwards;
+  (so only this unit is graded, see :mod:`autograder.runtime.definitions`) and restores the student's names afterwards;
 * runs the unit's pytest module (``autograder/graders/<assignment>/test_<unit>.py``) with fixed seeds, and leaves
   the random state, warning filters, grad mode and printed output of the caller untouched;
 * returns one :class:`Result` per check, whose message says what was expected and what was got, and whether an
@@ -30,11 +30,11 @@ import numpy as np
 import pytest
 import torch
 
-from autograder.checks import CheckFailed
-from autograder.course import COURSE_ROOT
-from autograder.units import GradingError, Namespace, Reference, quiet
+from autograder import COURSE_ROOT
+from autograder.runtime.checks import CheckFailed
+from autograder.runtime.definitions import Definitions, GradingError, Namespace, quiet
 
-FRAMEWORK = str(Path(__file__).parent)
+FRAMEWORK = str(COURSE_ROOT / "autograder")
 START, END = "### START CODE HERE ###", "### END CODE HERE ###"
 MESSAGE_LINES, MESSAGE_CHARS = 8, 900  # how much of an exception's own message a student sees
 # plugins a grading run does not need; unraisableexception alone costs two full gc.collect() per run
@@ -177,10 +177,11 @@ class _GraderModule(pytest.Module):
 
 
 class GraderPlugin:
-    """pytest plugin: imports the graders' modules and says what their fixtures (:mod:`autograder.fixtures`) are:
+    """pytest plugin: imports the graders' modules and says what their fixtures (:mod:`autograder.runtime.fixtures`)
+    are:
     :meth:`context` gives the namespace to grade, the unit's reference values and the reference definitions."""
 
-    def context(self, path: Path) -> tuple[Namespace, dict, Reference]:
+    def context(self, path: Path) -> tuple[Namespace, dict, Definitions]:
         raise NotImplementedError
 
     @pytest.hookimpl(tryfirst=True)
@@ -194,7 +195,7 @@ class GraderPlugin:
 class _Collector(GraderPlugin):
     """Grades one unit: hands over the live namespace, values and reference; records one result per check."""
 
-    def __init__(self, namespace: Namespace, values: dict, ref: Reference):
+    def __init__(self, namespace: Namespace, values: dict, ref: Definitions):
         self._context = (namespace, values, ref)
         self.results: dict[str, Result] = {}
 
@@ -220,7 +221,7 @@ def run_graders(module: Path, *plugins) -> int:
             "-W", "ignore"]
     for name in PYTEST_OFF:
         args += ["-p", f"no:{name}"]
-    from autograder import fixtures
+    from autograder.runtime import fixtures
 
     return pytest.main(args, plugins=[fixtures, *plugins])
 
@@ -274,7 +275,7 @@ def _silent_tqdm(*args, **kwargs):
     return tqdm(*args, **{**kwargs, "disable": True})
 
 
-def grade_unit(unit: str, names: dict, *, reference: Reference, graders: Path, part: str, values: dict,
+def grade_unit(unit: str, names: dict, *, reference: Definitions, graders: Path, part: str, values: dict,
                plugins=()) -> list[Result]:
     """Run the graders of ``unit`` (``graders/test_<unit>.py``) against the live definitions in ``names``.
 

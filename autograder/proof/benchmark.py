@@ -1,4 +1,4 @@
-"""How long grading one submission takes: ``python -m autograder.benchmark [ASSIGNMENT] [--runs 5]`` (``make
+"""How long grading one submission takes: ``python -m autograder benchmark [ASSIGNMENT] [--runs 5]`` (``make
 benchmark``).
 
 Grades the assignment's correct example (every check runs) and its untouched release (every check fails fast)
@@ -17,9 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from autograder.course import COURSE_ROOT, Assignment, assignment_ids
-from autograder.examples import examples
-from autograder.release import venv_env
+from autograder.assignment.course import COURSE_ROOT, Assignment, assignment_ids
+from autograder.commands.release import venv_env
+from autograder.proof.submissions import examples
 
 GOAL_SECONDS = 8.0
 

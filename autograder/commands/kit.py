@@ -22,7 +22,7 @@ import subprocess
 import tomllib
 from pathlib import Path
 
-from autograder.course import COURSE_ROOT, Assignment, source_of
+from autograder.assignment.course import COURSE_ROOT, Assignment, source_of
 
 # packages students do not need
 INSTRUCTOR_ONLY = {"nbgrader", "pytest", "nbclient", "nbformat", "ruff", "submitit", "setuptools"}
@@ -44,7 +44,7 @@ def runtime_packages(assignment: Assignment) -> list[str]:
                 [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else []
             for name in names:
                 top = name.split(".")[0]
-                if (assignment.root / top / "__init__.py").is_file() and top != Path(__file__).parent.name:
+                if (assignment.root / top / "__init__.py").is_file() and top != "autograder":
                     found.append(top)
     return sorted(set(found))
 

@@ -3,26 +3,22 @@
     python -m autograder release [ASSIGNMENT ...]           # writes assignments/<id>/<name>.ipynb (make release)
     python -m autograder release --check [ASSIGNMENT ...]   # exit 1 if a committed release differs from a fresh one
 
-This runs ``nbgrader generate_assignment`` with the course's configuration (:mod:`autograder.nbgrader_hooks`) in a
-scratch course directory (so no gradebook or stray files of the instructor's folder end up in the release) and
-copies the notebook to ``assignments/``. Every assignment of ``solutions/`` by default.
+This runs ``nbgrader generate_assignment`` with the course's configuration
+(:mod:`autograder.commands.nbgrader_hooks`) in a scratch course directory (so no gradebook or stray files of the
+instructor's folder end up in the release) and copies the notebook to ``assignments/``. Every assignment of
+``solutions/`` by default.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from autograder.course import COURSE_ROOT, Assignment
-
-
-def venv_env() -> dict[str, str]:
-    """The environment with this Python's bin folder first on PATH (nbgrader runs `alembic` from PATH)."""
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+from autograder.assignment.course import COURSE_ROOT, Assignment
+from autograder.commands import every_assignment, venv_env
 
 
 def generate(assignment: Assignment, course_root: Path) -> Path:
@@ -39,8 +35,8 @@ def generate(assignment: Assignment, course_root: Path) -> Path:
     return Path(course_root) / "assignments" / assignment.id / assignment.notebook
 
 
-def main(ids: list[str], check: bool = False, root: Path = COURSE_ROOT) -> int:
-    from autograder.course import assignment_ids
+def regenerate(ids: list[str], check: bool = False, root: Path = COURSE_ROOT) -> int:
+    from autograder.assignment.course import assignment_ids
 
     stale = []
     for aid in ids or assignment_ids(root):
@@ -61,3 +57,7 @@ def main(ids: list[str], check: bool = False, root: Path = COURSE_ROOT) -> int:
             return 1
         print("assignments/ is up to date")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return every_assignment("release", argv, regenerate)

@@ -13,9 +13,9 @@ Three layers, each used where the machine allows it (:func:`probe` says which ar
 * **resource limits** (always): file size, no core dumps; CPU seconds and, without a memory cgroup, the address
   space are set per graded unit by the worker; without a pids cgroup (and not root) the number of processes.
 
-Processes start through :mod:`autograder.confine` (joins the cgroups, sets the limits, then ``exec``), never through
-a ``preexec_fn``, so starting them from a pool of threads is safe. The wall-clock limits are enforced by the caller,
-which kills the whole tree (process group and cgroup).
+Processes start through :mod:`autograder.sandbox.confine` (joins the cgroups, sets the limits, then ``exec``), never
+through a ``preexec_fn``, so starting them from a pool of threads is safe. The wall-clock limits are enforced by the
+caller, which kills the whole tree (process group and cgroup).
 """
 
 from __future__ import annotations
@@ -33,11 +33,25 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autograder import COURSE_ROOT
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CONFINE = Path(__file__).with_name("confine.py")
-REPO = Path(__file__).resolve().parent.parent
 _counter = itertools.count()
 
+
+
+def event_count(path: str | Path | None, key: str) -> int:
+    """A counter of a cgroup events file (``oom_kill`` of memory.events/oom_control, ``max`` of pids.events); 0 when
+    there is no such file or counter."""
+    if not path:
+        return 0
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path(path).read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == key:
+                return int(value)
+    return 0
 
 @dataclass
 class Limits:
@@ -71,14 +85,7 @@ class Group:
         return sorted(found)
 
     def count(self, path: Path | None, key: str) -> int:
-        if path is None:
-            return 0
-        with contextlib.suppress(OSError, ValueError):
-            for line in path.read_text().splitlines():
-                name, _, value = line.partition(" ")
-                if name == key:
-                    return int(value)
-        return 0
+        return event_count(path, key)
 
     def kill(self) -> None:
         """Kill every process in the group, also those that left the process group (setsid)."""
@@ -362,8 +369,8 @@ class Sandbox:
             argv += ["--tmpfs", str(home)]
             covered.append(home)
         # what the code runs from comes back (read-only) where /tmp or the home directory covered it
-        kept = [k for k in sorted({Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), REPO, *self.keep})
-                if any(k.is_relative_to(c) for c in covered)]
+        kept = [k for k in sorted({Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), COURSE_ROOT,
+                                   *self.keep}) if any(k.is_relative_to(c) for c in covered)]
         for keep in kept:
             argv += ["--ro-bind", str(keep), str(keep)]
         for path in self.hide:  # last, so that nothing mounted above uncovers them

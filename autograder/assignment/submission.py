@@ -28,7 +28,7 @@ import json
 import warnings
 from dataclasses import dataclass, field
 
-from autograder.course import (
+from autograder.assignment.course import (
     DEFINITION_TAGS,
     Assignment,
     cells_by_grade_id,

@@ -4,7 +4,7 @@
 the course's ``nbgrader_config.py``) all call :meth:`Engine.grade`, so a notebook gets the same points per test
 cell from each. Grading one submission:
 
-1. **Inspected, never trusted** (:mod:`autograder.submission`, in this process): invalid or missing files and
+1. **Inspected, never trusted** (:mod:`autograder.assignment.submission`, in this process): invalid or missing files and
    tampered test cells are found without running anything, and the *program* is derived: the student's notebook as
    they wrote it, minus the given experiments and the test cells.
 2. **Graded in the sandbox** (:mod:`autograder.sandbox`, :mod:`autograder.worker`): each unit in its own process,
@@ -31,14 +31,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder import submission
-from autograder.course import COURSE_ROOT, Assignment, cells_by_grade_id, source_of
-from autograder.sandbox import Confined, Limits, Sandbox, probe
-from autograder.worker import frame
+from autograder.assignment import submission
+from autograder.assignment.course import COURSE_ROOT, Assignment, cells_by_grade_id, source_of
+from autograder.sandbox.isolation import Confined, Limits, Sandbox, probe
+from autograder.worker.process import frame
 
 SEVERITY = ("tampered", "memory", "timeout", "crashed", "ok")  # a status: the first that applies
 # a submission's status is one of SEVERITY, or: "invalid-notebook", "missing" (nothing could be run), NOT_GRADED (the
-# grader itself failed on it) or NOT_RECORDED (graded, but a step after grading failed: see autograder.autograde)
+# grader itself failed on it) or NOT_RECORDED (graded, but a step after grading failed: see
+# autograder.commands.grade_class)
 NOT_GRADED, NOT_RECORDED = "not-graded", "not-recorded"
 STARTUP_SECONDS = 300   # time a slot may take to start (imports) before it counts as broken
 CELL_SECONDS = 60       # time one cell of a student's program may take while grading (at most)

@@ -15,7 +15,7 @@ import textwrap
 from collections import Counter
 from pathlib import Path
 
-from autograder.engine import NOT_GRADED, NOT_RECORDED
+from autograder.grading.engine import NOT_GRADED, NOT_RECORDED
 
 UNGRADED = ("missing", "invalid-notebook", NOT_GRADED)  # statuses without an honest score (left out of the means)
 STYLE = """<style>

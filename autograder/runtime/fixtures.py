@@ -1,5 +1,6 @@
-"""The fixtures every grader may use. What they hold comes from the :class:`autograder.runner.GraderPlugin` of the
-run: the student's namespace in a grading process, the reference solution in ``pytest autograder/graders``."""
+"""The fixtures every grader may use. What they hold comes from the
+:class:`autograder.runtime.runner.GraderPlugin` of the run: the student's namespace in a grading process, the
+reference solution in ``pytest autograder/graders``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ def _context(request):
     for plugin in request.config.pluginmanager.get_plugins():
         if hasattr(plugin, "context") and hasattr(plugin, "pytest_pycollect_makemodule"):
             return plugin.context(request.path)
-    raise RuntimeError("the graders run only through autograder.runner.grade_unit or pytest autograder/graders")
+    raise RuntimeError("the graders run only through autograder.runtime.runner.grade_unit or pytest autograder/graders")
 
 
 @pytest.fixture(scope="module")

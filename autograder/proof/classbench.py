@@ -1,4 +1,4 @@
-"""Seconds per submission when grading a class, with 1 worker and with N: ``python -m autograder.classbench``.
+"""Seconds per submission when grading a class, with 1 worker and with N: ``python -m autograder benchmark-class``.
 
 Generates a class of ``--students`` submissions of an assignment (by default 20: its correct, partial and untouched
 examples in turn, so each run does the same work), grades it with ``python -m autograder autograde --force`` once
@@ -16,9 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from autograder.course import COURSE_ROOT, Assignment, assignment_ids
-from autograder.examples import examples
-from autograder.release import venv_env
+from autograder.assignment.course import COURSE_ROOT, Assignment, assignment_ids
+from autograder.commands.release import venv_env
+from autograder.proof.submissions import examples
 
 MIX = ("correct", "partial", "untouched")
 GOAL_SECONDS = 4.0  # per submission, with one worker per core

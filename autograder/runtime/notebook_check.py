@@ -1,15 +1,15 @@
 """In-kernel feedback: ``autograder.check(unit)`` in a hidden test cell of an instructor's notebook.
 
-It grades the unit against the kernel's live definitions with the same :func:`autograder.runner.grade_unit` the
-engine uses, prints one line per check and raises :class:`~autograder.runner.GradingFailure` (shown as the report
-alone) when a check fails. It is feedback for the notebook's own run; grades come from the engine only.
+It grades the unit against the kernel's live definitions with the same :func:`autograder.runtime.runner.grade_unit` the
+engine uses, prints one line per check and raises :class:`~autograder.runtime.runner.GradingFailure` (shown as the
+report alone) when a check fails. It is feedback for the notebook's own run; grades come from the engine only.
 """
 
 from __future__ import annotations
 
-from autograder.course import Assignment, CourseError, assignment_ids
-from autograder.runner import GradingFailure, format_report, grade_unit
-from autograder.units import reference
+from autograder.assignment.course import Assignment, CourseError, assignment_ids
+from autograder.runtime.definitions import reference
+from autograder.runtime.runner import GradingFailure, format_report, grade_unit
 
 
 def assignment_of(unit: str, assignment: str | None = None) -> Assignment:

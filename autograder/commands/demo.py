@@ -1,6 +1,6 @@
 """The main job (``make demo``): run each assignment's solution notebook end to end, then grade example submissions.
 
-    python -m autograder.demo [ASSIGNMENT ...] [--env NAME=VALUE ...] [--out build/demo]
+    python -m autograder demo [ASSIGNMENT ...] [--env NAME=VALUE ...] [--out build/demo]
 
 For every assignment (default: all), in ``--out/<id>/`` (emptied first, only if the demo made it):
 
@@ -21,8 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from autograder.course import COURSE_ROOT, Assignment, CourseError, assignment_ids
-from autograder.notebook import NotebookError, execute, save_figures
+from autograder.assignment.course import COURSE_ROOT, Assignment, CourseError, assignment_ids
+from autograder.commands.notebooks import NotebookError, execute, save_figures
 
 MARKER = ".course-demo"  # marks an output folder that the demo may empty
 
@@ -50,7 +50,7 @@ def prepare(out: Path) -> int:
             return 2
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    (out / MARKER).write_text("made by python -m autograder.demo; emptied on its next run\n")
+    (out / MARKER).write_text("made by python -m autograder demo; emptied on its next run\n")
     return 0
 
 
@@ -77,8 +77,8 @@ def run_notebook(assignment: Assignment, out: Path, env: dict[str, str], timeout
 
 def grade_examples(assignment: Assignment, course: Path) -> int:
     """Grade the assignment's demo examples as a class (sandboxed, in parallel) and print the class table."""
-    from autograder.examples import examples, write_class
-    from autograder.release import venv_env
+    from autograder.commands import venv_env
+    from autograder.proof.submissions import examples, write_class
 
     module = examples(assignment)
     write_class(assignment, course, module.DEMO)

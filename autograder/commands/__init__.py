@@ -1,0 +1,26 @@
+"""The commands of ``python -m autograder`` (see :mod:`autograder.__main__`), the nbgrader glue and the reports."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+
+def venv_env() -> dict[str, str]:
+    """The environment with this Python's bin folder first on PATH (nbgrader runs `alembic` from PATH)."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def every_assignment(command: str, argv: list[str] | None, action) -> int:
+    """``python -m autograder COMMAND [ASSIGNMENT ...] [--check] [--root DIR]``: ``action(ids, check=, root=)``."""
+    import argparse
+
+    from autograder import COURSE_ROOT
+
+    parser = argparse.ArgumentParser(prog=f"python -m autograder {command}")
+    parser.add_argument("assignments", nargs="*", help="assignment ids (default: every assignment)")
+    parser.add_argument("--check", action="store_true", help="only check that the committed files are up to date")
+    parser.add_argument("--root", type=Path, default=COURSE_ROOT, help="the course's folder")
+    args = parser.parse_args(argv)
+    return action(args.assignments, check=args.check, root=args.root.resolve())
