@@ -77,8 +77,8 @@ assert HOLDING in RETRY_ALLOCATIONS
 
 @pytest.mark.parametrize("assignment", assignment_ids(), indirect=True)
 def test_a_memory_bomb_inside_a_unit_is_memory_without_a_memory_cgroup_too(assignment, monkeypatch):
-    """With this machine's limits every grading path grades the example ``memory-in-unit`` (test_autograde.py,
-    test_paths.py); here the memory limit is only the address space, as on a machine without a memory cgroup."""
+    """With this machine's limits every grading path grades the example ``memory-in-unit`` (test_class_grading.py,
+    test_grading_paths.py); here the memory limit is only the address space, as on a machine without a memory cgroup."""
     monkeypatch.setattr(engine_module, "probe", lambda use: probe(use, cgroups=False))
     example = examples(assignment).EXAMPLES["memory-in-unit"]
     bombed = set(assignment.units) - example.honest

@@ -1,6 +1,6 @@
 """The graders are proven: every planted bug (an assignment's ``mutants.py``) is caught by its own unit and costs no
 other unit a point, and every correct alternative gets full marks, graded by the engine as a class would be (the
-same runs are compared with the other grading paths in test_paths.py)."""
+same runs are compared with the other grading paths in test_grading_paths.py)."""
 
 from __future__ import annotations
 

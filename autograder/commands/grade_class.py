@@ -46,7 +46,7 @@ from autograder.sandbox.isolation import Limits
 
 
 @dataclass
-class Course:
+class ClassFolder:
     """An nbgrader course directory, for one assignment."""
 
     root: Path
@@ -116,7 +116,7 @@ class Course:
         return previous.get("grader") == self.assignment.fingerprint and previous.get("sha256") == digest
 
 
-def grade_student(engine, course: Course, student: str) -> tuple[dict, bytes | None]:
+def grade_student(engine, course: ClassFolder, student: str) -> tuple[dict, bytes | None]:
     path = course.submission(student)
     verdict, raw = engine.grade_file(path)
     return {"student": student, "notebook": str(path), **verdict}, raw
@@ -125,7 +125,7 @@ def grade_student(engine, course: Course, student: str) -> tuple[dict, bytes | N
 class LazyRecorder:
     """nbgrader's recorder, made when the first verdict arrives (once: a failure to make it stays that failure)."""
 
-    def __init__(self, course: Course, stage: Path):
+    def __init__(self, course: ClassFolder, stage: Path):
         self.course, self.stage = course, stage
         self._recorder, self._error = None, None
 
@@ -151,7 +151,7 @@ def write_result(path: Path, result: dict) -> None:
     path.with_suffix(".tmp").replace(path)
 
 
-def finish(course: Course, recorder, result: dict, raw: bytes | None) -> dict:
+def finish(course: ClassFolder, recorder, result: dict, raw: bytes | None) -> dict:
     """Everything after one student's verdict: nbgrader's gradebook, the feedback page, the result file. A step that
     fails stays with this student: the status becomes ``not-recorded``, saying what failed and what to do; the
     points stay the verdict's, and no other student is touched."""
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     course_root = args.root or (root if (root / "solutions" / args.assignment).is_dir() else COURSE_ROOT)
     try:
         assignment = Assignment.load(args.assignment, course_root.resolve())
-        course = Course(root, assignment, args.db_url or f"sqlite:///{root / 'gradebook.db'}")
+        course = ClassFolder(root, assignment, args.db_url or f"sqlite:///{root / 'gradebook.db'}")
         students = args.student or course.students()
         if not students:
             raise CourseError(f"no submissions: expected {course.submitted()}/<student>/{assignment.id}/"
@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if look or len(paths) < 3 else 0
 
 
-def grade_class(engine, course: Course, todo: list[str], retry: list[str], workers: int,
+def grade_class(engine, course: ClassFolder, todo: list[str], retry: list[str], workers: int,
                 quiet: bool = True) -> dict[str, dict]:
     """Grade ``todo`` (``workers`` at once) and finish each verdict as it arrives (:func:`finish`); finish ``retry``
     again from their previous verdicts (a step after grading failed last time). Returns this run's results."""
@@ -281,7 +281,7 @@ def grade_class(engine, course: Course, todo: list[str], retry: list[str], worke
     return done
 
 
-def report_class(course: Course, results: list[dict]) -> list[Path]:
+def report_class(course: ClassFolder, results: list[dict]) -> list[Path]:
     """``grades.csv``, ``report.html`` and the course index; a failure to write them is said, never raised."""
     from autograder.commands.report import write_course_index, write_reports
 

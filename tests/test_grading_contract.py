@@ -1,6 +1,6 @@
-"""The autograder: generated files are current, the test-cell contract holds, in-kernel feedback is quiet and fair,
-failures read as expected-versus-got and tell the student's lines from given code, and the grade command keeps its
-JSON contract."""
+"""The grading contract: generated files are current, the test-cell contract holds, in-kernel feedback is quiet and
+fair, failures read as expected-versus-got and tell the student's lines from given code, and the grade command keeps
+its JSON contract."""
 
 from __future__ import annotations
 
