@@ -34,7 +34,7 @@ from pathlib import Path
 from autograder.assignment import submission
 from autograder.assignment.course import COURSE_ROOT, Assignment, cells_by_grade_id, source_of
 from autograder.sandbox.isolation import Confined, Limits, Sandbox, probe
-from autograder.worker.process import frame
+from autograder.worker.messages import frame
 
 SEVERITY = ("tampered", "memory", "timeout", "crashed", "ok")  # a status: the first that applies
 # a submission's status is one of SEVERITY, or: "invalid-notebook", "missing" (nothing could be run), NOT_GRADED (the
