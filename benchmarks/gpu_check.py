@@ -18,18 +18,15 @@ import argparse
 import contextlib
 import io
 import os
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from autograder.runtime.definitions import load_definitions  # noqa: E402
-from dinocourse.training import BATCH_SIZE, EPOCHS, use_fast_views  # noqa: E402
-from dinocourse.views import BatchedViewLoader, dataset_images  # noqa: E402
+from autograder import COURSE_ROOT as ROOT
+from autograder.runtime.definitions import load_definitions
+from dinocourse.training import BATCH_SIZE, EPOCHS, use_fast_views
+from dinocourse.views import BatchedViewLoader, dataset_images
 
 FULL_TRAIN_IMAGES = 89_996
 

@@ -15,20 +15,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 import warnings
-from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from autograder.runtime.definitions import load_definitions  # noqa: E402
-from dinocourse.data import SAMPLE_DIR  # noqa: E402
-from dinocourse.views import BatchedViewLoader, dataset_images  # noqa: E402
+from autograder import COURSE_ROOT as ROOT
+from autograder.runtime.definitions import load_definitions
+from dinocourse.data import SAMPLE_DIR
+from dinocourse.views import BatchedViewLoader, dataset_images
 
 FULL_TRAIN_IMAGES = 89_996
 EPOCHS = 15
