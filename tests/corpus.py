@@ -18,6 +18,7 @@ from pathlib import Path
 
 from autograder.assignment.course import COURSE_ROOT, Assignment
 from autograder.commands import venv_env
+from autograder.grading.verdict import Verdict
 from autograder.proof.submissions import examples, from_solution, mutants
 
 LIMITS = ["--timeout", "240", "--memory", "2048"]  # generous: a busy machine must not change a grade
@@ -131,11 +132,9 @@ def grade_nbgrader(assignment: Assignment, course: Path) -> dict[str, dict[str, 
 
 
 def points_per_test(verdict: dict) -> dict[str, float]:
-    return {grade_id: float(test["points"]) for grade_id, test in verdict["tests"].items()}
+    return {grade_id: float(test.points) for grade_id, test in Verdict.from_json(verdict).tests.items()}
 
 
 def unit_points(verdict: dict) -> dict[str, float]:
-    points: dict[str, float] = {}
-    for test in verdict["tests"].values():
-        points[test["unit"]] = points.get(test["unit"], 0.0) + float(test["points"])
-    return points
+    """Points earned per unit of a verdict read from JSON (:meth:`Verdict.unit_points`, the reports' own)."""
+    return {unit: float(points) for unit, (points, _) in Verdict.from_json(verdict).unit_points().items()}

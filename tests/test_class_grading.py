@@ -17,6 +17,7 @@ from corpus import LIMITS, class_results, grade_class, unit_points
 from autograder.assignment.course import COURSE_ROOT, assignment_ids
 from autograder.assignment.submission import inspect
 from autograder.commands.release import venv_env
+from autograder.grading.verdict import Status, TestResult, Verdict
 from autograder.proof.submissions import examples, write_class
 
 
@@ -224,19 +225,19 @@ def test_the_time_limits_of_the_units_add_up_within_the_submissions(dino):
         verdict = engine.grade(json.dumps(nb).encode())
     finally:
         engine.close()
-    statuses = {unit: info["status"] for unit, info in verdict["units"].items()}
-    assert set(statuses.values()) == {"timeout"}, statuses
-    assert verdict["run"]["seconds"] <= limit + 5, verdict["run"]
-    assert verdict["status"] == "timeout" and all(not t["passed"] for t in verdict["tests"].values()
-                                                  if t["kind"] == "hidden")
+    statuses = {unit: info.status for unit, info in verdict.units.items()}
+    assert set(statuses.values()) == {Status.TIMEOUT}, statuses
+    assert verdict.run["seconds"] <= limit + 5, verdict.run
+    assert verdict.status == Status.TIMEOUT and all(not t.passed for t in verdict.tests.values()
+                                                    if t.kind == "hidden")
 
 
 def test_the_course_index_shows_every_assignment_graded_in_the_folder(tmp_path):
     from autograder.commands.report import write_course_index, write_csv
 
     def result(student, score, status="ok"):
-        return {"student": student, "status": status, "score": score, "max_score": 10,
-                "tests": {"t": {"unit": "u", "points": score, "max_points": 10, "passed": score == 10}}}
+        return Verdict(student=student, status=Status(status), score=score, max_score=10,
+                       tests={"t": TestResult(unit="u", points=score, max_points=10, passed=score == 10)})
 
     reports = tmp_path / "reports"
     for aid, results in {"01_a": [result("ann", 10), result("bob", 4)],

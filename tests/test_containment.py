@@ -12,6 +12,7 @@ import pytest
 from autograder.assignment.course import Assignment, assignment_ids, grader_folders
 from autograder.grading import engine as engine_module
 from autograder.grading.engine import Engine, Settings
+from autograder.grading.verdict import Status
 from autograder.proof.submissions import RETRY_ALLOCATIONS, correct, edit, examples
 from autograder.sandbox.isolation import Limits, probe
 
@@ -57,16 +58,16 @@ def test_no_private_file_of_any_assignment_is_readable_and_reading_one_is_tamper
         verdict = grader.grade(json.dumps(nb).encode())
     finally:
         grader.close()
-    found = re.search(r"SIZES (.*?) END", verdict["units"][unit]["cell_error"])
-    assert found, verdict["units"][unit]
+    found = re.search(r"SIZES (.*?) END", verdict.units[unit].cell_error)
+    assert found, verdict.units[unit]
     sizes = dict(entry.split("=", 1) for entry in found[1].split(";"))  # index of the path -> bytes read, or error
     assert set(sizes) == {str(i) for i in range(len(targets))}
     readable = {str(targets[int(i)]): size for i, size in sizes.items() if size.isdigit() and size != "0"}
     assert readable == {}, "private files were readable"
-    assert verdict["status"] == "tampered"
-    told = " ".join(verdict["tampering"])
+    assert verdict.status == Status.TAMPERED
+    told = " ".join(verdict.tampering)
     assert [str(p) for p in targets if str(p) not in told] == []
-    assert verdict["units"][unit]["status"] == "tampered" and verdict["tests"][f"test_{unit}_hidden"]["points"] == 0
+    assert verdict.units[unit].status == Status.TAMPERED and verdict.tests[f"test_{unit}_hidden"].points == 0
 
 
 # memory exhausted inside a graded unit (a grader calls the function): allocations that hold memory and are retried
@@ -94,7 +95,7 @@ def test_a_memory_bomb_inside_a_unit_is_memory_without_a_memory_cgroup_too(assig
     finally:
         grader.close()
     for name, verdict in verdicts.items():
-        statuses = {unit: info["status"] for unit, info in verdict["units"].items()}
-        assert verdict["status"] == "memory", (name, statuses)
-        assert {unit for unit, status in statuses.items() if status != "ok"} == bombed, (name, statuses)
-        assert all("memory" in verdict["units"][unit]["message"] for unit in bombed), name
+        statuses = {unit: info.status for unit, info in verdict.units.items()}
+        assert verdict.status == Status.MEMORY, (name, statuses)
+        assert {unit for unit, status in statuses.items() if status != Status.OK} == bombed, (name, statuses)
+        assert all("memory" in verdict.units[unit].message for unit in bombed), name

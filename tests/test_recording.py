@@ -19,7 +19,9 @@ import pytest
 from autograder.assignment.course import cells_by_grade_id, nbgrader_meta, source_of
 from autograder.assignment.submission import inspect
 from autograder.commands import grade_class as autograde
-from autograder.grading.engine import NOT_RECORDED, Engine, score
+from autograder.grading.engine import Engine
+from autograder.grading.scoring import score
+from autograder.grading.verdict import Status, UnitRun, Verdict
 from autograder.proof.submissions import correct, write_class
 
 
@@ -39,9 +41,10 @@ class VerdictEngine:
         for unit in self.assignment.units if not found.status else []:
             passed = found.cells.get(unit) == source_of(self.solution[unit])
             message = "" if passed else "expected the reference solution's code"
-            events[unit] = {"results": [{"name": "the cell is the solution's", "passed": passed, "message": message}],
-                            "visible": {g: {"passed": passed, "message": message} for g, t in
-                                        self.assignment.tests.items() if t.unit == unit and t.kind == "visible"}}
+            events[unit] = UnitRun(unit, results=[{"name": "the cell is the solution's", "passed": passed,
+                                                   "message": message}],
+                                   visible={g: {"passed": passed, "message": message} for g, t in
+                                            self.assignment.tests.items() if t.unit == unit and t.kind == "visible"})
         return score(self.assignment, found, events, {"finished": True})
 
     def close(self):
@@ -86,8 +89,8 @@ def _fault(step: str, student: str):
     """Make one step after grading raise for one student."""
     def failing(original):
         def call(*args, **kwargs):
-            about = json.dumps([str(a) if isinstance(a, Path) else a for a in args
-                                if isinstance(a, (dict, Path))], default=str)
+            about = json.dumps([str(a) if isinstance(a, Path) else a.to_json() for a in args
+                                if isinstance(a, (Verdict, Path))], default=str)
             if f'"student": "{student}"' in about or f"/{student}/" in about:
                 raise OSError(f"injected fault in {step}")
             return original(*args, **kwargs)
@@ -127,7 +130,8 @@ def test_a_fault_after_grading_stays_with_its_student_and_a_rerun_mends_it(dino,
     for student in ("correct", "untouched"):
         assert faulty[student] == clean[student], student
     partial = faulty["partial"]
-    assert partial["csv"]["status"] == NOT_RECORDED and partial["csv"]["total"] == clean["partial"]["csv"]["total"]
+    assert partial["csv"]["status"] == Status.NOT_RECORDED
+    assert partial["csv"]["total"] == clean["partial"]["csv"]["total"]
     assert f"injected fault in {step}" in partial["csv"]["notes"] and "Run autograde again" in partial["csv"]["notes"]
     for name in ("report.html",):
         assert "partial" in (course / "reports" / dino.id / name).read_text()
@@ -223,7 +227,7 @@ def test_nbgrader_records_every_notebook_its_checks_would_refuse(dino, refused_c
     full = dino.max_score
     for student, got in state.items():
         result = got["result"]
-        assert result["status"] != NOT_RECORDED and got["gradebook"] is not None, student
+        assert result["status"] != Status.NOT_RECORDED and got["gradebook"] is not None, student
         assert sum(got["gradebook"].values()) == result["score"], student
         notes = [n for n in result["recording"] if "timestamp.txt" not in n]
         assert not notes, (student, notes)
@@ -272,6 +276,5 @@ def test_a_notebook_the_inspection_cannot_read_is_not_graded_never_a_crash(dino,
     monkeypatch.setattr(submission, "inspect", broken)
     engine = VerdictEngine(dino)
     verdict = Engine.grade(engine, json.dumps(copy.deepcopy(correct(dino))).encode())
-    assert verdict["status"] == "not-graded" and verdict["score"] == 0
-    assert "the grader failed while reading this notebook (TypeError" in verdict["units"][next(iter(dino.units))][
-        "message"]
+    assert verdict.status == Status.NOT_GRADED and verdict.score == 0
+    assert "the grader failed while reading this notebook (TypeError" in verdict.units[next(iter(dino.units))].message

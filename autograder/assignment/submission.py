@@ -37,11 +37,12 @@ from autograder.assignment.course import (
     nbgrader_meta,
     source_of,
 )
+from autograder.grading.verdict import Status
 
 
 @dataclass
 class Submission:
-    status: str | None = None                      # "invalid-notebook" / "missing" when it cannot be graded
+    status: Status | None = None                   # INVALID_NOTEBOOK / MISSING (NOT_GRADED) when it cannot be graded
     problems: list[str] = field(default_factory=list)
     tampering: list[str] = field(default_factory=list)
     cells: dict = field(default_factory=dict)      # unit -> the student's source (None: no such cell)
@@ -55,7 +56,7 @@ def inspect(raw: bytes | None, assignment: Assignment, name: str | None = None) 
     name = name or assignment.notebook
     found = Submission(cells=dict.fromkeys(assignment.units))
     if raw is None:
-        found.status = "missing"
+        found.status = Status.MISSING
         found.problems.append(f"no {name} was submitted")
         return found
     found.sha256 = hashlib.sha256(raw).hexdigest()
@@ -69,7 +70,7 @@ def inspect(raw: bytes | None, assignment: Assignment, name: str | None = None) 
         if grade_id:
             seen.setdefault(grade_id, []).append(cell)
     if not set(seen) & set(released):
-        found.status = "invalid-notebook"
+        found.status = Status.INVALID_NOTEBOOK
         found.problems.append(
             f"this is not the {assignment.id} notebook: it has none of its graded cells"
             + (f" (its graded cells are {', '.join(sorted(seen)[:5])})" if seen else
@@ -117,7 +118,7 @@ def _check_graded_cells(seen: dict, released: dict, assignment: Assignment, foun
 def _parse(raw: bytes, found: Submission):
     import nbformat
 
-    found.status = "invalid-notebook"
+    found.status = Status.INVALID_NOTEBOOK
     if not raw.strip():
         found.problems.append("the file is empty")
         return None

@@ -20,27 +20,28 @@ import time
 from pathlib import Path
 
 from autograder.assignment.course import COURSE_ROOT, Assignment, CourseError, assignment_ids, find_assignment
-from autograder.grading.engine import NOT_GRADED, Engine, Settings
+from autograder.grading.engine import Engine, Settings
+from autograder.grading.verdict import Status, Verdict
 from autograder.sandbox.isolation import Limits
 
 KEYS = ("notebook", "assignment", "status", "score", "max_score", "tests")
 
 
-def format_table(result: dict, manual: float = 0.0) -> str:
+def format_table(result: Verdict, manual: float = 0.0) -> str:
     """A per-test table, then the full message of every failed test."""
-    width = max([len(g) for g in result["tests"]] + [9])
+    width = max([len(g) for g in result.tests] + [9])
     lines = [f"{'test cell':<{width}}  {'unit':<20}  {'points':>9}  result"]
-    for grade_id, t in result["tests"].items():
-        first = t["message"].splitlines()[0] if t["message"] else ""
-        status = "ok  " if t["passed"] else "FAIL"
-        points = f"{t['points']:>4g} / {t['max_points']:<2g}"
-        lines.append(f"{grade_id:<{width}}  {t['unit']:<20}  {points}  {status} {first}")
-    lines.append(f"{'total':<{width}}  {'':<20}  {result['score']:>4g} / {result['max_score']:<2g}"
-                 + (f"  (+ {manual:g} points graded by hand)" if manual else "") + f"   status: {result['status']}")
-    for grade_id, t in result["tests"].items():
-        if not t["passed"] and len(t["message"].splitlines()) > 1:
-            lines += ["", f"{grade_id}:", *("  " + line for line in t["message"].splitlines())]
-    notes = [*result.get("problems", []), *result.get("tampering", []), *result.get("notices", [])]
+    for grade_id, t in result.tests.items():
+        first = t.message.splitlines()[0] if t.message else ""
+        status = "ok  " if t.passed else "FAIL"
+        points = f"{t.points:>4g} / {t.max_points:<2g}"
+        lines.append(f"{grade_id:<{width}}  {t.unit:<20}  {points}  {status} {first}")
+    lines.append(f"{'total':<{width}}  {'':<20}  {result.score:>4g} / {result.max_score:<2g}"
+                 + (f"  (+ {manual:g} points graded by hand)" if manual else "") + f"   status: {result.status}")
+    for grade_id, t in result.tests.items():
+        if not t.passed and len(t.message.splitlines()) > 1:
+            lines += ["", f"{grade_id}:", *("  " + line for line in t.message.splitlines())]
+    notes = [*result.problems, *result.tampering, *result.notices]
     if notes:
         lines += ["", "notes:", *(f"  - {note}" for note in notes)]
     return "\n".join(lines)
@@ -81,19 +82,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for path in args.notebooks:
             verdict, _ = engine.grade_file(path)
-            results.append({"notebook": str(path), **{k: verdict[k] for k in KEYS[1:]}, "verdict": verdict})
+            verdict.notebook = str(path)
+            results.append(verdict)
             if len(args.notebooks) > 1:
                 print(f"\n== {path}")
-            print(format_table(verdict, verdict["manual_max"]))
+            print(format_table(verdict, verdict.manual_max))
     finally:
         engine.close()
     print(f"graded {len(results)} notebook(s) in {time.perf_counter() - start:.1f} s")
-    failed = [r["notebook"] for r in results if r["status"] == NOT_GRADED]
+    failed = [r.notebook for r in results if r.status == Status.NOT_GRADED]
     if failed:
         print(f"NOT GRADED (the grader could not grade them; see the notes above): {', '.join(failed)}",
               file=sys.stderr)
     if args.json:
-        out = [{k: r[k] for k in KEYS} for r in results]
+        out = [{k: data[k] for k in KEYS} for data in (r.to_json() for r in results)]
         try:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(out[0] if len(out) == 1 else out, indent=2) + "\n")

@@ -35,13 +35,14 @@ import tempfile
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from autograder.assignment.course import COURSE_ROOT, Assignment, CourseError, private_files
 from autograder.commands import venv_env
 from autograder.commands.report import explain, print_table, write_feedback
-from autograder.grading.engine import NOT_GRADED, NOT_RECORDED, Engine, Settings
+from autograder.grading.engine import Engine, Settings
+from autograder.grading.verdict import Status, Verdict
 from autograder.sandbox.isolation import Limits
 
 
@@ -96,30 +97,33 @@ class ClassFolder:
         with Gradebook(self.db_url) as gb:
             return [s.id for s in gb.students]
 
-    def previous(self, student: str) -> dict | None:
+    def previous(self, student: str) -> Verdict | None:
+        """The verdict of the last run (its result file; None: there is none, or it cannot be read)."""
         try:
-            return json.loads(self.result_file(student).read_text())
-        except (OSError, ValueError):
+            data = json.loads(self.result_file(student).read_text())
+            return Verdict.from_json(data) if isinstance(data, dict) else None
+        except (OSError, ValueError, TypeError, KeyError):
             return None
 
     def needs_grading(self, student: str) -> bool:
         """Not graded yet, changed since, graded by another version of the grader, or not graded at all last time."""
         previous = self.previous(student)
-        return not (previous and previous.get("status") != NOT_GRADED and self.unchanged(student, previous))
+        return not (previous and previous.status != Status.NOT_GRADED and self.unchanged(student, previous))
 
-    def unchanged(self, student: str, previous: dict) -> bool:
+    def unchanged(self, student: str, previous: Verdict) -> bool:
         path = self.submission(student)
         try:
             digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
         except OSError:
             return False
-        return previous.get("grader") == self.assignment.fingerprint and previous.get("sha256") == digest
+        return previous.grader == self.assignment.fingerprint and previous.sha256 == digest
 
 
-def grade_student(engine, course: ClassFolder, student: str) -> tuple[dict, bytes | None]:
+def grade_student(engine, course: ClassFolder, student: str) -> tuple[Verdict, bytes | None]:
     path = course.submission(student)
     verdict, raw = engine.grade_file(path)
-    return {"student": student, "notebook": str(path), **verdict}, raw
+    verdict.student, verdict.notebook = student, str(path)
+    return verdict, raw
 
 
 class LazyRecorder:
@@ -129,7 +133,7 @@ class LazyRecorder:
         self.course, self.stage = course, stage
         self._recorder, self._error = None, None
 
-    def record(self, result: dict, raw: bytes | None) -> list[str]:
+    def record(self, result: Verdict, raw: bytes | None) -> list[str]:
         from autograder.commands.nbgrader_hooks import Recorder
 
         with warnings.catch_warnings():  # nbgrader's SQLAlchemy warns about its own session use
@@ -144,32 +148,31 @@ class LazyRecorder:
             return self._recorder.record(result, raw)
 
 
-def write_result(path: Path, result: dict) -> None:
+def write_result(path: Path, result: Verdict) -> None:
     """A student's result file, written atomically and last: its presence means "graded and recorded"."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.with_suffix(".tmp").write_text(json.dumps(result, indent=1))
+    path.with_suffix(".tmp").write_text(json.dumps(result.to_json(), indent=1))
     path.with_suffix(".tmp").replace(path)
 
 
-def finish(course: ClassFolder, recorder, result: dict, raw: bytes | None) -> dict:
+def finish(course: ClassFolder, recorder, result: Verdict, raw: bytes | None) -> Verdict:
     """Everything after one student's verdict: nbgrader's gradebook, the feedback page, the result file. A step that
     fails stays with this student: the status becomes ``not-recorded``, saying what failed and what to do; the
     points stay the verdict's, and no other student is touched."""
-    result = dict(result)
-    result["status"] = result.pop("graded_status", result["status"])  # a retry starts from the verdict
-    result.pop("not_recorded", None)
+    # a retry starts from the verdict
+    result = replace(result, status=result.graded_status or result.status, graded_status=None, not_recorded=None)
     failures = []
     try:
-        result["recording"] = recorder.record(result, raw)
+        result.recording = recorder.record(result, raw)
     except Exception as err:  # noqa: BLE001 - whatever it is, it concerns this student only
         failures.append(f"recording it in nbgrader's gradebook failed ({_error(err)})")
     try:
-        write_feedback(course.feedback(result["student"]), result)
+        write_feedback(course.feedback(result.student), result)
     except Exception as err:  # noqa: BLE001
         failures.append(f"writing its feedback page failed ({_error(err)})")
     result = not_recorded(result, failures)
     try:
-        write_result(course.result_file(result["student"]), result)
+        write_result(course.result_file(result.student), result)
     except Exception as err:  # noqa: BLE001
         result = not_recorded(result, [f"writing its result file failed ({_error(err)})"])
     return result
@@ -179,12 +182,12 @@ def _error(err: BaseException) -> str:
     return f"{type(err).__name__}: {str(err).strip() or 'no message'}"
 
 
-def not_recorded(result: dict, failures: list[str]) -> dict:
+def not_recorded(result: Verdict, failures: list[str]) -> Verdict:
     """The result with the steps that failed after grading (none: unchanged)."""
     if not failures:
         return result
-    return {**result, "status": NOT_RECORDED, "graded_status": result.get("graded_status", result["status"]),
-            "not_recorded": [*result.get("not_recorded", []), *failures]}
+    return replace(result, status=Status.NOT_RECORDED, graded_status=result.graded_status or result.status,
+                   not_recorded=[*(result.not_recorded or []), *failures])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
             raise CourseError(f"no submissions: expected {course.submitted()}/<student>/{assignment.id}/"
                               f"{assignment.notebook}")
         todo = [s for s in students if args.force or course.needs_grading(s)]
-        retry = [s for s in students if s not in todo and (course.previous(s) or {}).get("status") == NOT_RECORDED]
+        retry = [s for s in students if s not in todo and getattr(course.previous(s), "status", None)
+                 == Status.NOT_RECORDED]
         workers = max(1, min(args.workers, len(todo) or 1))
         settings = Settings(Limits(timeout=args.timeout, memory_mb=args.memory), workers=workers,
                             sandbox=not args.no_sandbox)
@@ -237,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         engine.close()
     elapsed = time.monotonic() - start
-    results = [done.get(s) or course.previous(s) or {"student": s, "status": "missing"} for s in students]
+    results = [done.get(s) or course.previous(s) or Verdict(student=s, status=Status.MISSING) for s in students]
     paths = report_class(course, results)
     if not args.quiet:
         print_table(results, assignment)
@@ -245,20 +249,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"graded {len(todo)} submission(s) in {elapsed:.1f} s ({elapsed / len(todo):.1f} s per submission "
                   f"with {workers} worker(s))")
         print("wrote " + ", ".join(str(p.relative_to(root)) if p.is_relative_to(root) else str(p) for p in paths))
-    look = [r for r in results if r["status"] in (NOT_GRADED, NOT_RECORDED)]
+    look = [r for r in results if r.status in (Status.NOT_GRADED, Status.NOT_RECORDED)]
     for r in look:
-        print(f"NEEDS A LOOK: {r['student']}: {r['status']}: {explain(r)}", file=sys.stderr)
+        print(f"NEEDS A LOOK: {r.student}: {r.status}: {explain(r)}", file=sys.stderr)
     return 1 if look or len(paths) < 3 else 0
 
 
 def grade_class(engine, course: ClassFolder, todo: list[str], retry: list[str], workers: int,
-                quiet: bool = True) -> dict[str, dict]:
+                quiet: bool = True) -> dict[str, Verdict]:
     """Grade ``todo`` (``workers`` at once) and finish each verdict as it arrives (:func:`finish`); finish ``retry``
     again from their previous verdicts (a step after grading failed last time). Returns this run's results."""
     from tqdm import tqdm
 
     os.environ["PATH"] = venv_env()["PATH"]  # nbgrader runs alembic
-    done: dict[str, dict] = {}
+    done: dict[str, Verdict] = {}
     with ThreadPoolExecutor(max_workers=workers) as pool, tempfile.TemporaryDirectory(prefix="stage-") as stage:
         recorder = LazyRecorder(course, Path(stage))
         for student in retry:
@@ -272,16 +276,16 @@ def grade_class(engine, course: ClassFolder, todo: list[str], retry: list[str], 
             try:
                 result, raw = future.result()
             except Exception as err:  # noqa: BLE001 - this student's grading failed in the grader itself
-                result, raw = {"student": student, "notebook": str(course.submission(student)),
-                               **engine.not_graded(f"the grader failed ({_error(err)})")}, None
+                result, raw = engine.not_graded(f"the grader failed ({_error(err)})"), None
+                result.student, result.notebook = student, str(course.submission(student))
             done[student] = finish(course, recorder, result, raw)
-            bar.set_postfix_str(f"{student}: {done[student]['status']}")
+            bar.set_postfix_str(f"{student}: {done[student].status}")
             bar.update()
         bar.close()
     return done
 
 
-def report_class(course: ClassFolder, results: list[dict]) -> list[Path]:
+def report_class(course: ClassFolder, results: list[Verdict]) -> list[Path]:
     """``grades.csv``, ``report.html`` and the course index; a failure to write them is said, never raised."""
     from autograder.commands.report import write_course_index, write_reports
 

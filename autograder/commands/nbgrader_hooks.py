@@ -30,7 +30,7 @@ from nbgrader.preprocessors import ClearSolutions, NbGraderPreprocessor
 from traitlets import Float, Integer
 
 from autograder.assignment.course import Assignment, cells_by_grade_id, grade_id_of, private_files
-from autograder.grading.engine import NOT_GRADED
+from autograder.grading.verdict import UNGRADED, Verdict
 from autograder.sandbox.isolation import Limits
 
 COURSE_ID = "dino-course"
@@ -150,21 +150,21 @@ def _read_notebook(data: dict):
 class ApplyVerdicts(NbGraderPreprocessor):
     """Stands in for nbgrader's ``Execute``: a failed test cell gets an error output with the failure's message."""
 
-    verdicts: ClassVar[dict[str, dict]] = {}  # student -> verdict, handed over by the class grader
+    verdicts: ClassVar[dict[str, Verdict]] = {}  # student -> verdict, handed over by the class grader
 
-    def verdict(self, resources) -> dict:
+    def verdict(self, resources) -> Verdict:
         return self.verdicts[resources["nbgrader"]["student"]]
 
     def preprocess(self, nb, resources):
-        tests = self.verdict(resources)["tests"]
+        tests = self.verdict(resources).tests
         for cell in nb.cells:
             if cell.cell_type != "code":
                 continue
             cell.execution_count = 1
             test = tests.get(grade_id_of(cell))
             if test is not None:
-                message = test["message"] or "failed"
-                cell.outputs = [] if test["passed"] else [nbformat.v4.new_output(
+                message = test.message or "failed"
+                cell.outputs = [] if test.passed else [nbformat.v4.new_output(
                     "error", ename="GradingFailure", evalue=message, traceback=message.splitlines())]
         return nb, resources
 
@@ -177,7 +177,7 @@ class GradeWithEngine(ApplyVerdicts):
     _engines: ClassVar[dict] = {}
     _lock = threading.Lock()
 
-    def verdict(self, resources) -> dict:
+    def verdict(self, resources) -> Verdict:
         from nbgrader.coursedir import CourseDirectory
 
         from autograder.grading.engine import Engine, Settings
@@ -197,7 +197,7 @@ class GradeWithEngine(ApplyVerdicts):
                 atexit.register(engine.close)
         path = submitted / f"{info['notebook']}.ipynb"
         verdict, _ = engine.grade_file(path)
-        self.log.info("%s: %s, %g / %g", info["student"], verdict["status"], verdict["score"], verdict["max_score"])
+        self.log.info("%s: %s, %g / %g", info["student"], verdict.status, verdict.score, verdict.max_score)
         return verdict
 
 
@@ -235,7 +235,7 @@ def configure(c, verdicts: type[ApplyVerdicts] = GradeWithEngine) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ class grading
-STAGED = ("invalid-notebook", "missing", NOT_GRADED)  # statuses whose notebook nbgrader records as the staged one
+STAGED = UNGRADED  # statuses whose notebook nbgrader records as the staged one (nothing of it was graded)
 ERROR_LINE = re.compile(r"^\s*(?:\[ERROR\]\s*)?(?P<error>[A-Za-z_][\w.]*(?:Error|Exception|Exit)\b.*)$")
 
 
@@ -281,19 +281,19 @@ class Recorder:
             if not done["success"]:
                 raise RecordError(f"nbgrader generate_assignment failed: {nbgrader_reason(done)}")
 
-    def record(self, result: dict, raw: bytes | None) -> list[str]:
+    def record(self, result: Verdict, raw: bytes | None) -> list[str]:
         """Put one student's verdict into the gradebook and ``autograded/``; returns notes for the instructor on how
         (none: as usual). The notebook nbgrader records is the submitted one; when nbgrader refuses it, or the file
         is not a notebook, the released notebook with the student's own graded cells and answers (the cells the
         verdict is about). Raises :class:`RecordError` when nbgrader records neither."""
-        from autograder.grading.engine import staged_notebook
+        from autograder.grading.scoring import staged_notebook
 
-        student = result["student"]
+        student = result.student
         notes: list[str] = []
         timestamp = self._timestamp(student, notes)
         staged = nbformat.writes(nbformat.from_dict(staged_notebook(self.assignment, result))).encode()
         refused = None
-        for data in ([raw] if raw is not None and result["status"] not in STAGED else []) + [staged]:
+        for data in ([raw] if raw is not None and result.status not in STAGED else []) + [staged]:
             reason = self._autograde(student, data, timestamp, result)
             if reason is None:
                 if refused:
@@ -318,7 +318,7 @@ class Recorder:
                          "recorded without a submission time (no late penalty applied)")
             return None
 
-    def _autograde(self, student: str, notebook: bytes, timestamp: str | None, result: dict) -> str | None:
+    def _autograde(self, student: str, notebook: bytes, timestamp: str | None, result: Verdict) -> str | None:
         """nbgrader's autograde of one notebook with the verdict; None when it succeeded, else nbgrader's reason."""
         import shutil
 

@@ -15,9 +15,8 @@ import textwrap
 from collections import Counter
 from pathlib import Path
 
-from autograder.grading.engine import NOT_GRADED, NOT_RECORDED
+from autograder.grading.verdict import UNGRADED, Status, Verdict
 
-UNGRADED = ("missing", "invalid-notebook", NOT_GRADED)  # statuses without an honest score (left out of the means)
 STYLE = """<style>
 body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222;line-height:1.4}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;
@@ -26,12 +25,12 @@ background:#f7f7f7;padding:6px;margin:2px 0}.status{font-weight:bold}
 </style>"""
 
 
-def explain(result: dict) -> str:
+def explain(result: Verdict) -> str:
     """For the instructor: why a result is ``not-recorded`` or ``not-graded``, what is known and what to do."""
-    if result["status"] == NOT_GRADED:
-        return "; ".join(result.get("problems", [])) + "; it is graded again on the next run"
-    return (f"graded ({result.get('graded_status')}, {result.get('score', 0):g} / {result.get('max_score', 0):g} "
-            f"points), but {'; '.join(result.get('not_recorded', []))}. Its points are the grader's verdict, in "
+    if result.status == Status.NOT_GRADED:
+        return "; ".join(result.problems) + "; it is graded again on the next run"
+    return (f"graded ({result.graded_status}, {result.score:g} / {result.max_score:g} "
+            f"points), but {'; '.join(result.not_recorded or [])}. Its points are the grader's verdict, in "
             "grades.csv and the report; nbgrader's gradebook (formgrader, export) has it once it is recorded. Run "
             "autograde again to retry these steps (it is not graded again); if a step fails again, its reason says "
             "what to fix")
@@ -41,61 +40,57 @@ def _e(text) -> str:
     return html.escape(str(text))
 
 
-def _problems(result: dict) -> str:
+def _problems(result: Verdict) -> str:
     """Why a submission could not be graded or recorded normally, in one line."""
-    told = [explain(result)] if result["status"] in (NOT_GRADED, NOT_RECORDED) else result.get("problems", [])
-    return "; ".join([*told, *result.get("tampering", []), *result.get("recording", [])])
+    told = [explain(result)] if result.status in (Status.NOT_GRADED, Status.NOT_RECORDED) else result.problems
+    return "; ".join([*told, *result.tampering, *(result.recording or [])])
 
 
-def unit_points(result: dict, units=None) -> dict[str, tuple[float, float]]:
-    """Points earned and possible per unit (``units``: the assignment's, for a result that has none)."""
-    points: dict[str, list[float]] = {unit: [0.0, 0.0] for unit in (units or result.get("units", {}))}
-    for test in result.get("tests", {}).values():
-        points.setdefault(test["unit"], [0.0, 0.0])
-        points[test["unit"]][0] += test["points"]
-        points[test["unit"]][1] += test["max_points"]
-    return {unit: (p, m) for unit, (p, m) in points.items()}
+def _unit_details(result: Verdict, unit: str) -> str:
+    """What a student should look at in one unit (empty: nothing)."""
+    info = result.units.get(unit)
+    part, message = (info.part, info.message) if info else (unit, "")
+    checks = info.checks if info else []
+    failed = [c for c in checks if not c["passed"]]
+    visible = [(g, t.message) for g, t in result.tests.items()
+               if t.unit == unit and t.kind == "visible" and not t.passed and t.message and t.message != message]
+    if not (message or failed or visible):
+        return ""
+    groups: dict[str, list[str]] = {}  # checks failing with the same message are listed together
+    for c in failed:
+        groups.setdefault(c["message"], []).append(c["name"])
+    items = "".join(f"<li>{'<br>'.join(f'<b>{_e(n)}</b>' for n in names)}<pre>{_e(text)}</pre></li>"
+                    for text, names in groups.items())
+    summary = f"{sum(c['passed'] for c in checks)} of {len(checks)} checks passed" if checks else ""
+    cell_error = info.cell_error if info else ""
+    return (f"<h3>{_e(part)} (<code>{unit}</code>)</h3>"
+            + (f"<p class='fail'>{_e(message)}</p>" if message else "")
+            + "".join(f"<p>The visible test <code>{_e(g)}</code> (the test cell you can run) failed:"
+                      f"</p><pre>{_e(m)}</pre>" for g, m in visible)
+            + (f"<p>Running your cell raised:</p><pre>{_e(cell_error)}</pre>" if cell_error else "")
+            + (f"<p>{summary}. Failed checks:</p><ul>{items}</ul>" if items else "")
+            + f"<p>Revisit {_e(part)}, fix the code of <code>{unit}</code>, run its cell and its test cell again.</p>")
 
 
-def feedback_html(result: dict) -> str:
+def feedback_html(result: Verdict) -> str:
     """One student's feedback page."""
     rows, details = [], []
-    for unit, (points, max_points) in unit_points(result).items():
-        info = result["units"].get(unit, {})
+    for unit, (points, max_points) in result.unit_points().items():
+        info = result.units.get(unit)
         mark = "ok" if points == max_points and max_points else "fail"
-        cells = ", ".join(f"{t.get('kind', 'test')} {t['points']:g} / {t['max_points']:g}"
-                          for t in result.get("tests", {}).values() if t["unit"] == unit)
-        rows.append(f"<tr><td>{_e(info.get('part', unit))}</td><td><code>{unit}</code></td>"
+        cells = ", ".join(f"{t.kind} {t.points:g} / {t.max_points:g}" for t in result.tests.values() if t.unit == unit)
+        rows.append(f"<tr><td>{_e(info.part if info else unit)}</td><td><code>{unit}</code></td>"
                     f"<td class='{mark}'>{points:g} / {max_points:g}</td><td>{_e(cells)}</td></tr>")
-        failed = [c for c in info.get("checks", []) if not c["passed"]]
-        visible = [(g, t["message"]) for g, t in result.get("tests", {}).items()
-                   if t["unit"] == unit and t.get("kind") == "visible" and not t["passed"] and t["message"]
-                   and t["message"] != info.get("message")]
-        if info.get("message") or failed or visible:
-            groups: dict[str, list[str]] = {}  # checks failing with the same message are listed together
-            for c in failed:
-                groups.setdefault(c["message"], []).append(c["name"])
-            items = "".join(f"<li>{'<br>'.join(f'<b>{_e(n)}</b>' for n in names)}<pre>{_e(message)}</pre></li>"
-                            for message, names in groups.items())
-            passed = sum(c["passed"] for c in info.get("checks", []))
-            summary = (f"{passed} of {len(info['checks'])} checks passed" if info.get("checks") else "")
-            details.append(f"<h3>{_e(info.get('part', unit))} (<code>{unit}</code>)</h3>"
-                           + (f"<p class='fail'>{_e(info['message'])}</p>" if info.get("message") else "")
-                           + "".join(f"<p>The visible test <code>{_e(g)}</code> (the test cell you can run) failed:"
-                                     f"</p><pre>{_e(m)}</pre>" for g, m in visible)
-                           + (f"<p>Running your cell raised:</p><pre>{_e(info['cell_error'])}</pre>"
-                              if info.get("cell_error") else "")
-                           + (f"<p>{summary}. Failed checks:</p><ul>{items}</ul>" if items else "")
-                           + f"<p>Revisit {_e(info.get('part', unit))}, fix the code of <code>{unit}</code>, run its "
-                           "cell and its test cell again.</p>")
-    notes = [*result.get("problems", []), *result.get("tampering", []), *result.get("notices", [])]
-    manual = result.get("manual_max", 0)
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Feedback: {_e(result['assignment'])}</title>
+        details.append(_unit_details(result, unit))
+    details = [d for d in details if d]
+    notes = [*result.problems, *result.tampering, *result.notices]
+    manual = result.manual_max
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Feedback: {_e(result.assignment)}</title>
 {STYLE}</head><body>
-<h1>Feedback on {_e(result['assignment'])} for {_e(result['student'])}</h1>
-<p class="status">Autograded score: {result.get('score', 0):g} / {result.get('max_score', 0):g}
+<h1>Feedback on {_e(result.assignment)} for {_e(result.student)}</h1>
+<p class="status">Autograded score: {result.score:g} / {result.max_score:g}
 {f"(+ {manual:g} points for the written answer, graded by hand)" if manual else ""}.
-Status: {_e(result['status'])}.</p>
+Status: {_e(result.status)}.</p>
 <table><tr><th>Part</th><th>Unit</th><th>Points</th><th>Test cells</th></tr>{''.join(rows)}</table>
 {"<h2>What to look at</h2>" + "".join(details) if details else "<p class='ok'>Every check passed.</p>"}
 {"<h2>Notes on the submission</h2><ul>" + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>" if notes else ""}
@@ -105,22 +100,22 @@ mistake costs only the points of its own part. Hidden tests are not shown.</smal
 """
 
 
-def write_feedback(path: Path, result: dict) -> Path:
+def write_feedback(path: Path, result: Verdict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(feedback_html(result))
     return path
 
 
-def write_csv(path: Path, results: list[dict], units) -> Path:
+def write_csv(path: Path, results: list[Verdict], units) -> Path:
     units = list(units)
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["student", *units, "total", "max_total", "status", "notes"])
         for r in results:
-            points = unit_points(r, units)
+            points = r.unit_points(units)
             notes = _problems(r)[:600]
-            writer.writerow([r["student"], *(f"{points[u][0]:g}" for u in units), f"{r.get('score', 0):g}",
-                             f"{r.get('max_score', 0):g}", r["status"], notes])
+            writer.writerow([r.student, *(f"{points[u][0]:g}" for u in units), f"{r.score:g}", f"{r.max_score:g}",
+                             str(r.status), notes])
     return path
 
 
@@ -135,23 +130,23 @@ def _without_parameters(title: str) -> str:
     return title.rsplit(" [", 1)[0] if title.endswith("]") else title
 
 
-def failed_checks(results: list[dict]) -> Counter:
+def failed_checks(results: list[Verdict]) -> Counter:
     """How many submissions failed each check (named by unit and title; a parametrised check counts once)."""
     counts: Counter = Counter()
     for r in results:
-        failed = {f"{unit}: {_without_parameters(check['name'])}" for unit, info in r.get("units", {}).items()
-                  for check in info.get("checks", []) if not check["passed"]}
+        failed = {f"{unit}: {_without_parameters(check['name'])}" for unit, info in r.units.items()
+                  for check in info.checks if not check["passed"]}
         counts.update(failed)
     return counts
 
 
-def report_html(results: list[dict], assignment, figures: dict[str, str]) -> str:
-    statuses = Counter(r["status"] for r in results)
-    graded = [r for r in results if r["status"] not in UNGRADED]
-    mean = sum(r.get("score", 0) for r in graded) / len(graded) if graded else 0
-    rows = "".join(f"<tr><td>{_e(r['student'])}</td><td class='fail'>{_e(r['status'])}</td><td>{r.get('score', 0):g}"
+def report_html(results: list[Verdict], assignment, figures: dict[str, str]) -> str:
+    statuses = Counter(str(r.status) for r in results)
+    graded = [r for r in results if r.status not in UNGRADED]
+    mean = sum(r.score for r in graded) / len(graded) if graded else 0
+    rows = "".join(f"<tr><td>{_e(r.student)}</td><td class='fail'>{_e(r.status)}</td><td>{r.score:g}"
                    f"</td><td>{_e(_problems(r)[:1000]) or _e(_why(r))}"
-                   "</td></tr>" for r in results if r["status"] != "ok" or r.get("recording"))
+                   "</td></tr>" for r in results if r.status != Status.OK or r.recording)
     top = failed_checks(results).most_common(15)
     checks = "".join(f"<tr><td>{_e(name)}</td><td>{n}</td><td>{100 * n / max(1, len(graded)):.0f} %</td></tr>"
                      for name, n in top)
@@ -170,11 +165,11 @@ Mean autograded score of the graded submissions: {mean:.2f} / {assignment.max_sc
 """
 
 
-def _why(result: dict) -> str:
-    return "; ".join(f"{u}: {i['message']}" for u, i in result.get("units", {}).items() if i.get("message"))[:400]
+def _why(result: Verdict) -> str:
+    return "; ".join(f"{u}: {i.message}" for u, i in result.units.items() if i.message)[:400]
 
 
-def write_reports(folder: Path, results: list[dict], assignment) -> list[Path]:
+def write_reports(folder: Path, results: list[Verdict], assignment) -> list[Path]:
     """``grades.csv`` and ``report.html`` (with the score histogram and the most failed checks)."""
     import matplotlib
 
@@ -185,14 +180,14 @@ def write_reports(folder: Path, results: list[dict], assignment) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     figures = {}
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.2), gridspec_kw={"width_ratios": [3, 2]})
-    scores = [r.get("score", 0) for r in results]
+    scores = [r.score for r in results]
     left.hist(scores, bins=[x - 0.5 for x in range(int(assignment.max_score) + 2)], color="#4c72b0", rwidth=0.85)
     left.set(xlabel=f"autograded score (of {assignment.max_score:g})", ylabel="students",
              title=f"Score distribution ({len(results)} students)", xlim=(-1, assignment.max_score + 1))
     left.yaxis.set_major_locator(MaxNLocator(integer=True))
     units = list(assignment.units)
-    earned = [sum(unit_points(r, units)[u][0] for r in results) for u in units]
-    possible = [sum(unit_points(r, units)[u][1] for r in results) for u in units]
+    earned = [sum(r.unit_points(units)[u][0] for r in results) for u in units]
+    possible = [sum(r.unit_points(units)[u][1] for r in results) for u in units]
     shares = [100 * e / p if p else 0.0 for e, p in zip(earned, possible, strict=True)]
     right.barh(list(reversed(units)), list(reversed(shares)), color="#55a868")
     right.set(xlabel="points the class earned (%)", xlim=(0, 100), title="Points per part")
@@ -215,16 +210,16 @@ def write_reports(folder: Path, results: list[dict], assignment) -> list[Path]:
     return [csv_path, html_path]
 
 
-def print_table(results: list[dict], assignment) -> None:
+def print_table(results: list[Verdict], assignment) -> None:
     """The class table on the terminal: one row per student, one column per unit."""
     units = list(assignment.units)
-    width = max([len(r["student"]) for r in results] + [7])
+    width = max([len(r.student or "") for r in results] + [7])
     print(f"{'student':<{width}}  " + "  ".join(f"{u:>{max(5, len(u))}}" for u in units) + f"  {'total':>7}  status")
     for r in results:
-        points = unit_points(r, units)
+        points = r.unit_points(units)
         cells = "  ".join(f"{points[u][0]:g}/{points[u][1]:g}".rjust(max(5, len(u))) for u in units)
-        total = f"{r.get('score', 0):g}/{assignment.max_score:g}"
-        print(f"{r['student']:<{width}}  {cells}  {total:>7}  {r['status']}")
+        total = f"{r.score:g}/{assignment.max_score:g}"
+        print(f"{r.student:<{width}}  {cells}  {total:>7}  {r.status}")
 
 
 def write_course_index(reports: Path) -> Path:

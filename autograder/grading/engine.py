@@ -9,9 +9,10 @@ cell from each. Grading one submission:
    they wrote it, minus the given experiments and the test cells.
 2. **Graded in the sandbox** (:mod:`autograder.sandbox`, :mod:`autograder.worker`): each unit in its own process,
    which runs the student's program, the unit's visible test cell at its place, and the unit's graders.
-3. **Scored here**: a visible test cell earns its points when the instructor's code of that cell passed in the
-   student's program; a hidden one when every check of the unit's graders passed. A unit whose process was
-   tampered with, ran out of time or memory, or crashed scores zero and says why.
+3. **Scored** in this process (:mod:`autograder.grading.scoring`): a visible test cell earns its points when the
+   instructor's code of that cell passed in the student's program; a hidden one when every check of the unit's
+   graders passed. A unit whose process was tampered with, ran out of time or memory, or crashed scores zero and
+   says why. The verdict is a :class:`~autograder.grading.verdict.Verdict`.
 
 The worker processes (*slots*) are started once and grade one submission after another: each submission still
 gets fresh processes (forked from the slot's warm state) and a clean scratch space, and nothing it does reaches the
@@ -32,15 +33,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.assignment import submission
-from autograder.assignment.course import COURSE_ROOT, Assignment, cells_by_grade_id, source_of
+from autograder.assignment.course import COURSE_ROOT, Assignment, source_of
+from autograder.grading.scoring import score
+from autograder.grading.verdict import Status, UnitRun, Verdict
 from autograder.sandbox.isolation import Confined, Limits, Sandbox, probe
 from autograder.worker.messages import frame
 
-SEVERITY = ("tampered", "memory", "timeout", "crashed", "ok")  # a status: the first that applies
-# a submission's status is one of SEVERITY, or: "invalid-notebook", "missing" (nothing could be run), NOT_GRADED (the
-# grader itself failed on it) or NOT_RECORDED (graded, but a step after grading failed: see
-# autograder.commands.grade_class)
-NOT_GRADED, NOT_RECORDED = "not-graded", "not-recorded"
 STARTUP_SECONDS = 300   # time a slot may take to start (imports) before it counts as broken
 CELL_SECONDS = 60       # time one cell of a student's program may take while grading (at most)
 MARGIN = 30             # seconds the engine waits beyond a submission's limit for its slot to answer
@@ -138,8 +136,8 @@ class Slot:
                 if isinstance(event, dict):
                     return event
 
-    def run(self, program: list[dict]) -> tuple[dict, dict]:
-        """Grade one submission's program; returns the worker's event per unit and facts about the run."""
+    def run(self, program: list[dict]) -> tuple[dict[str, UnitRun], dict]:
+        """Grade one submission's program; returns the worker's report per unit and facts about the run."""
         self._ready()
         engine = self.engine
         limits = engine.limits
@@ -148,7 +146,7 @@ class Slot:
                "parallel": engine.parallel, "threads": 1, "memory_mb": limits.memory_mb}
         started = time.monotonic()
         deadline = started + limits.timeout + MARGIN
-        events, problems, done = {}, [], False
+        runs, problems, done = {}, [], False
         self.process.write(frame(job))
         while not done:
             event = self._next(deadline)
@@ -158,7 +156,7 @@ class Slot:
             if kind == "frame" and event.get("unit") in engine.frames:
                 self.process.write(engine.frames[event["unit"]])
             elif kind == "unit" and event.get("unit") in engine.assignment.units:
-                events[event["unit"]] = event
+                runs[event["unit"]] = UnitRun.from_event(event)
             elif kind == "job-done":
                 problems, done = event.get("problems", []), True
         facts = {"finished": done, "timed_out": not done and time.monotonic() >= deadline,
@@ -167,7 +165,7 @@ class Slot:
             facts["stderr"] = bytes(self.process.stderr).decode(errors="replace")[-2000:]
             facts["out_of_memory"] = self.process.out_of_memory()
             self.close()
-        return events, facts
+        return runs, facts
 
     def close(self) -> None:
         if self._starting is not None and self._starting is not threading.current_thread():
@@ -209,7 +207,7 @@ class Engine:
     def warnings(self) -> list[str]:
         return self.sandbox.warnings
 
-    def grade_file(self, path: Path) -> tuple[dict, bytes | None]:
+    def grade_file(self, path: Path) -> tuple[Verdict, bytes | None]:
         """Grade the notebook at ``path``; returns the verdict and the bytes graded (no file there: ``missing``; a
         file that cannot be read: ``not-graded``, saying what to check)."""
         path = Path(path)
@@ -220,159 +218,38 @@ class Engine:
                                    f"{err.strerror or err}); check its permissions and grade it again"), None
         return self.grade(raw, path.name), raw
 
-    def not_graded(self, why: str) -> dict:
+    def not_graded(self, why: str) -> Verdict:
         """The verdict of a submission nothing of which could be graded, for a reason outside the student's code."""
-        found = submission.Submission(status=NOT_GRADED, problems=[why])
-        return {**score(self.assignment, found, {}, {}), "seconds": 0.0}
+        found = submission.Submission(status=Status.NOT_GRADED, problems=[why])
+        verdict = score(self.assignment, found, {}, {})
+        verdict.seconds = 0.0
+        return verdict
 
-    def grade(self, raw: bytes | None, name: str | None = None) -> dict:
+    def grade(self, raw: bytes | None, name: str | None = None) -> Verdict:
         """Grade one submitted notebook (its bytes; None: nothing submitted); returns the verdict, whatever the
         notebook holds (a failure of the grader itself is the verdict ``not-graded``, never an exception)."""
         started = time.monotonic()
         step = "reading"
         try:
             found = submission.inspect(raw, self.assignment, name)
-            events, facts = {}, {}
+            runs, facts = {}, {}
             if not found.status:
                 step = "grading"
                 slot = self._idle.get()
                 try:
-                    events, facts = slot.run(found.program)
+                    runs, facts = slot.run(found.program)
                 except RuntimeError as err:  # the worker could not start: every unit is reported, none is graded
                     facts = {"finished": False, "startup_error": str(err), "problems": []}
                 finally:
                     self._idle.put(slot)
             step = "scoring"
-            verdict = score(self.assignment, found, events, facts)
+            verdict = score(self.assignment, found, runs, facts)
         except Exception as err:  # noqa: BLE001 - the grader's own failure on one notebook is that notebook's verdict
             return self.not_graded(f"the grader failed while {step} this notebook ({type(err).__name__}: {err}); "
                                    "nothing of it was scored; keep the file for the course's maintainers")
-        verdict["seconds"] = round(time.monotonic() - started, 2)
+        verdict.seconds = round(time.monotonic() - started, 2)
         return verdict
 
     def close(self) -> None:
         for slot in self._slots:
             slot.close()
-
-
-# -------------------------------------------------------------------------------------------------------- scoring
-def _owned(entries: list, unit: str) -> list[str]:
-    """Texts of [owner, text] entries that concern ``unit`` (its own, or no unit's, since every unit ran that)."""
-    return [text for owner, text in entries if owner in (unit, None)]
-
-
-def _unit_status(unit: str, event: dict | None, problem: dict | None, facts: dict) -> tuple[str, str]:
-    """The status of one unit and, when it is not ok, what the student is told."""
-    tampered = _owned((event or {}).get("tampered", []), unit)
-    if tampered:
-        return "tampered", "not scored: " + "; ".join(tampered)
-    if problem is not None:
-        return problem["kind"], problem["message"]
-    if facts.get("startup_error"):
-        return "crashed", "not graded: the grading process could not start; your instructor has the details"
-    if event is None or event.get("abandoned"):
-        if facts.get("timed_out") or (event or {}).get("abandoned"):
-            return "timeout", "not graded: the submission used up its time limit before this part"
-        if facts.get("out_of_memory"):
-            return "memory", "not graded: the submission ran out of memory before this part"
-        return "crashed", "not graded: the grading process was ended before this part (did your code end it?)"
-    if event.get("internal_error"):
-        return "crashed", "the grader failed on this part; your instructor has the details"
-    forked = any("os.fork" in text for text in _owned(event.get("notices", []), unit))
-    if event.get("too_many_processes") and forked or event.get("killed") == "processes" and "results" not in event:
-        return "crashed", "your code for this part started too many processes (the limit stopped it)"
-    if event.get("memory_exhausted") or "results" not in event and event.get("out_of_memory"):
-        return "memory", f"your code for this part used more memory than allowed ({event.get('memory_mb', '?')} MB) " \
-                         "and was stopped"
-    if event.get("killed") == "time":
-        return "timeout", f"your code for this part did not finish within {event.get('limit', 0):.0f} s"
-    if "results" not in event:
-        return "crashed", f"your code ended the grading of this part (exit code {event.get('exit_code')}); " \
-                          "no check could be scored"
-    if event.get("memory_error"):
-        return "memory", "your code for this part ran out of memory (an allocation failed)"
-    return "ok", ""
-
-
-def _add(target: list, texts) -> None:
-    for text in texts:
-        if text not in target:
-            target.append(text)
-
-
-def score(assignment: Assignment, found: submission.Submission, events: dict, facts: dict) -> dict:
-    """The verdict: status, points per test cell, per-unit checks and what the student should read."""
-    result = {"assignment": assignment.id, "sha256": found.sha256, "grader": assignment.fingerprint,
-              "problems": list(found.problems), "tampering": list(found.tampering), "notices": [],
-              "cells": found.cells, "answers": found.answers, "units": {}, "tests": {}}
-    problems = {p["pos"]: p for p in facts.get("problems", [])}
-    by_unit = {p["unit"]: p for p in problems.values() if p.get("unit")}
-    _add(result["notices"], [p["message"] for p in problems.values() if not p.get("unit")])
-    cell_errors = {}
-    for event in events.values():
-        for error in event.get("cell_errors", []):
-            cell_errors.setdefault(error["pos"], error)
-    _add(result["notices"], [f"{e['label']} raised {e['message'].removeprefix('your code raised ')} (the rest of "
-                             "the notebook ran on, as in a kernel)" for e in cell_errors.values() if not e["unit"]])
-    statuses = []
-    for unit, part in assignment.units.items():
-        event = events.get(unit)
-        if found.status:
-            status, why, checks = found.status, "; ".join(found.problems), []
-        else:
-            status, why = _unit_status(unit, event, by_unit.get(unit), facts)
-            checks = (event or {}).get("results", []) if status in ("ok", "tampered") else []
-            _add(result["tampering"], _owned((event or {}).get("tampered", []), unit))
-            _add(result["notices"], [text for _, text in (event or {}).get("notices", [])])
-            if event and event.get("internal_error"):
-                result.setdefault("internal_errors", {})[unit] = event["internal_error"]
-        statuses.append(status)
-        errors = [e["message"] for e in cell_errors.values() if e["unit"] == unit]
-        result["units"][unit] = {"part": part, "status": status, "message": why, "checks": checks,
-                                 "cell_error": errors[0] if errors else "", "seconds": (event or {}).get("seconds"),
-                                 "visible": (event or {}).get("visible", {})}
-    for grade_id, test in assignment.tests.items():
-        info = result["units"][test.unit]
-        error = info["cell_error"]
-        own_error = ("your cell raised " + error.removeprefix("your code raised ") if error.startswith("your code")
-                     else f"running your cell: {error}") + "\n" if error else ""
-        if test.kind == "visible":
-            verdict = info["visible"].get(grade_id)
-            passed = bool(verdict and verdict["passed"]) and info["status"] != "tampered" and not found.status
-            message = "" if passed else (info["message"] if info["status"] != "ok" or not verdict else
-                                         verdict["message"])
-            message = message or "the visible test did not run"
-        else:
-            checks = info["checks"]
-            passed = info["status"] == "ok" and bool(checks) and all(c["passed"] for c in checks)
-            failed = [c for c in checks if not c["passed"]]
-            message = "" if passed else (info["message"] or "\n".join(f"{c['name']}: {c['message']}" for c in failed)
-                                         or "no check ran")
-        message = "" if passed else own_error + message
-        result["tests"][grade_id] = {"unit": test.unit, "kind": test.kind, "points": test.points if passed else 0.0,
-                                     "max_points": test.points, "passed": passed, "message": message}
-    if found.status:
-        result["status"] = found.status
-    elif result["tampering"]:
-        result["status"] = "tampered"
-    else:
-        result["status"] = next(s for s in SEVERITY if s in statuses or s == "ok")
-    result["score"] = sum(t["points"] for t in result["tests"].values())
-    result["max_score"] = assignment.max_score
-    result["manual_max"] = sum(assignment.manual.values())
-    result["run"] = {k: v for k, v in facts.items() if k not in ("stderr", "problems")}
-    if facts.get("stderr") and (not facts.get("finished") or result.get("internal_errors")):
-        result["run"]["stderr"] = facts["stderr"]
-    return result
-
-
-def staged_notebook(assignment: Assignment, result: dict) -> dict:
-    """The released notebook with the student's own solution cells and answers (what the gradebook records)."""
-    import copy
-
-    nb = copy.deepcopy(assignment.release)
-    sources = {**{u: c for u, c in result.get("cells", {}).items() if c is not None}, **result.get("answers", {})}
-    for grade_id, cell in cells_by_grade_id(nb).items():
-        if grade_id in sources:
-            cell["source"] = sources[grade_id]
-    return nb
