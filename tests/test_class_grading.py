@@ -16,7 +16,7 @@ from corpus import LIMITS, class_results, grade_class, unit_points
 
 from autograder.assignment.course import COURSE_ROOT, assignment_ids
 from autograder.assignment.submission import inspect
-from autograder.commands.release import venv_env
+from autograder.commands import venv_env
 from autograder.grading.verdict import Status, TestResult, Verdict
 from autograder.proof.submissions import examples, write_class
 

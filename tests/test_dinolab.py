@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from autograder.assignment.course import COURSE_ROOT
-from autograder.commands.release import venv_env
+from autograder.commands import venv_env
 from dinolab.config import GROUPS, OPTIONS, ConfigError, defaults, resolve
 
 TINY = ["--n_samples", "32", "--n_eval", "24", "--bs_train", "16", "--out_dim", "32", "--hid_dims", "16",

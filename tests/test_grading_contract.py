@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from autograder.assignment.course import Assignment, assignment_ids, cells_by_grade_id, nbgrader_meta, source_of
-from autograder.commands.release import venv_env
+from autograder.commands import venv_env
 from autograder.runtime.definitions import reference
 from autograder.runtime.notebook_check import check
 from autograder.runtime.runner import GradingFailure, describe_exception, grade_unit, register_source

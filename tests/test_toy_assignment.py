@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from autograder.assignment.course import COURSE_ROOT
-from autograder.commands.release import venv_env
+from autograder.commands import venv_env
 
 
 def code(source: str, grade_id: str | None = None, points: float = 0, solution: bool = False, tags=()) -> dict:

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from autograder.assignment.course import COURSE_ROOT, Assignment, assignment_ids
-from autograder.commands.release import venv_env
+from autograder.commands import venv_env
 from autograder.proof.submissions import examples
 
 GOAL_SECONDS = 8.0
