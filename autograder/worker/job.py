@@ -101,6 +101,65 @@ def group_sizes() -> dict[int, int]:
     return sizes
 
 
+class Watchdog:
+    """Watches a job's units for what the limits alone would catch too late: a cell that ran into the process limit,
+    a fork bomb, a unit holding more memory than allowed. It decides; the job stops the unit."""
+
+    def __init__(self, init: dict, job: dict):
+        self.pids_events = init.get("pids_events")
+        self.refused = event_count(self.pids_events, "max")  # forks the process limit refused so far
+        self.program = job["program"]
+        self.memory_limit = int(job["memory_mb"]) << 20
+
+    def forking_problem(self, child: Child) -> dict | None:
+        """A program cell that ran into the process limit is skipped for the units that start after it (it would
+        hit the limit in each of them); the unit that owns it is reported as crashed. Returns that problem."""
+        cells, child.forking_cells = child.forking_cells, []
+        count = event_count(self.pids_events, "max")
+        problem = None
+        if cells and count > child.pids_mark:
+            cell = next((c for c in self.program if c["pos"] == cells[0]), None)
+            if cell is not None:
+                problem = {"pos": cell["pos"], "label": cell["label"], "kind": "crashed", "unit": cell["unit"],
+                           "message": f"{cell['label']} started more processes than allowed (the limit stopped "
+                                      "it); it was skipped"}
+        if cells:
+            child.pids_mark = count
+        return problem
+
+    def fork_bomb(self, running: dict[int, Child]) -> Child | None:
+        """The process limit refused a fork: the unit whose process group holds the most processes is to be stopped
+        at once (a fork bomb would race the limit for as long as it runs, and leave the other units without
+        threads). The cell that forked first is to blame, even when the program has moved on."""
+        count = event_count(self.pids_events, "max")
+        if count <= self.refused:
+            return None
+        self.refused = count
+        sizes = group_sizes()
+        child = max(running.values(), key=lambda c: sizes.get(c.pid, 0), default=None)
+        if child is None or sizes.get(child.pid, 0) < 2:
+            return None
+        if child.first_fork is not None:
+            if child.result is None:
+                child.phase, child.cell = "program", child.first_fork
+            else:
+                child.forking_cells = [child.first_fork]
+                child.pids_mark = -1
+        return child
+
+    def over_memory(self, running: dict[int, Child]) -> list[Child]:
+        """The units whose process holds more than its memory beyond what it shared with the worker when forked
+        (stopped at once, ``memory``, with or without a memory cgroup, before they slow every unit down)."""
+        over = []
+        for child in list(running.values()):
+            held = resident(child.pid)
+            if held:
+                child.peak = max(child.peak, held - child.resident_at_start)
+                if child.peak > self.memory_limit:
+                    over.append(child)
+        return over
+
+
 class Job:
     """Runs one submission's units (the worker's side: it never runs the student's code itself)."""
 
@@ -117,7 +176,7 @@ class Job:
         self.running: dict[int, Child] = {}
         self.deadline = time.monotonic() + float(job["timeout"])
         self.parallel = max(1, int(job.get("parallel", 1)))
-        self.refused = event_count(init.get("pids_events"), "max")  # forks the process limit refused so far
+        self.watchdog = Watchdog(init, job)
 
     def run(self) -> None:
         while self.pending or self.running:
@@ -189,51 +248,21 @@ class Job:
         self.emit("frame", unit=unit)  # the engine writes this unit's frame; the child reads it (phase "frame")
 
     def _forks(self, child: Child) -> None:
-        """A program cell that ran into the process limit is skipped for the units that start after it (it would
-        hit the limit in each of them); the unit that owns it is reported as crashed."""
-        cells, child.forking_cells = child.forking_cells, []
-        count = event_count(self.init.get("pids_events"), "max")
-        if cells and count > child.pids_mark:
-            cell = next((c for c in self.job["program"] if c["pos"] == cells[0]), None)
-            if cell is not None and cell["pos"] not in self.problems:
-                self.problems[cell["pos"]] = {"pos": cell["pos"], "label": cell["label"], "kind": "crashed",
-                                              "unit": cell["unit"], "message": f"{cell['label']} started more "
-                                              "processes than allowed (the limit stopped it); it was skipped"}
-                self.skip.add(cell["pos"])
-        if cells:
-            child.pids_mark = count
+        problem = self.watchdog.forking_problem(child)
+        if problem is not None and problem["pos"] not in self.problems:
+            self.problems[problem["pos"]] = problem
+            self.skip.add(problem["pos"])
 
     def _watch_processes(self) -> None:
-        """The process limit refused a fork: the unit whose process group holds the most processes is stopped at
-        once (a fork bomb would race the limit for as long as it runs, and leave the other units without threads)."""
-        count = event_count(self.init.get("pids_events"), "max")
-        if count <= self.refused:
-            return
-        self.refused = count
-        sizes = group_sizes()
-        child = max(self.running.values(), key=lambda c: sizes.get(c.pid, 0), default=None)
-        if child is None or sizes.get(child.pid, 0) < 2:
-            return
-        if child.first_fork is not None:  # the cell that forked is to blame, even when the program has moved on
-            if child.result is None:
-                child.phase, child.cell = "program", child.first_fork
-            else:
-                child.forking_cells = [child.first_fork]
-                child.pids_mark = -1
+        child = self.watchdog.fork_bomb(self.running)
+        if child is not None:
+            if child.forking_cells:
                 self._forks(child)
-        self._kill(child, "processes")
+            self._kill(child, "processes")
 
     def _watch_memory(self) -> None:
-        """A unit's process holding more than its memory beyond what it shared with the worker when forked is
-        stopped at once (``memory``), with or without a memory cgroup, before it can slow every unit down."""
-        limit = int(self.job["memory_mb"]) << 20
-        for child in list(self.running.values()):
-            held = resident(child.pid)
-            if not held:
-                continue
-            child.peak = max(child.peak, held - child.resident_at_start)
-            if child.peak > limit:
-                self._kill(child, "memory")
+        for child in self.watchdog.over_memory(self.running):
+            self._kill(child, "memory")
 
     def _kill(self, child: Child, why: str) -> None:
         child.killed = why
