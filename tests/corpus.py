@@ -21,7 +21,10 @@ from autograder.commands import venv_env
 from autograder.grading.verdict import Verdict
 from autograder.proof.submissions import examples, from_solution, mutants
 
-LIMITS = ["--timeout", "240", "--memory", "2048"]  # generous: a busy machine must not change a grade
+# generous: a busy machine must not change a grade; a program cell (definitions only, in the corpus) gets 10 s, so
+# an endless loop costs each grading path 10 s, not the default share of the timeout (up to a minute)
+TIMEOUT, MEMORY_MB, CELL_SECONDS = 240, 2048, 10
+LIMITS = ["--timeout", str(TIMEOUT), "--memory", str(MEMORY_MB), "--cell-timeout", str(CELL_SECONDS)]
 
 
 @dataclass
@@ -114,8 +117,8 @@ def grade_nbgrader(assignment: Assignment, course: Path) -> dict[str, dict[str, 
     nbgrader = str(Path(sys.executable).with_name("nbgrader"))
     run([nbgrader, "generate_assignment", assignment.id, "--force", *options])
     # every notebook is recorded, also one that is no notebook or whose metadata nbgrader's own checks refuse
-    done = run([nbgrader, "autograde", assignment.id, "--create", f"--GradeWithEngine.timeout={LIMITS[1]}",
-                f"--GradeWithEngine.memory_mb={LIMITS[3]}", *options])
+    done = run([nbgrader, "autograde", assignment.id, "--create", f"--GradeWithEngine.timeout={TIMEOUT}",
+                f"--GradeWithEngine.memory_mb={MEMORY_MB}", f"--GradeWithEngine.cell_timeout={CELL_SECONDS}", *options])
     assert "Traceback" not in done.stdout + done.stderr, done.stderr[-3000:]
     stem = Path(assignment.notebook).stem
     points = {}

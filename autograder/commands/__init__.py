@@ -24,3 +24,23 @@ def every_assignment(command: str, argv: list[str] | None, action) -> int:
     parser.add_argument("--root", type=Path, default=COURSE_ROOT, help="the course's folder")
     args = parser.parse_args(argv)
     return action(args.assignments, check=args.check, root=args.root.resolve())
+
+
+def add_limit_arguments(parser) -> None:
+    """``--timeout``, ``--memory`` and ``--cell-timeout`` (defaults: :class:`~autograder.sandbox.isolation.Limits`)."""
+    from autograder.sandbox.isolation import Limits
+
+    parser.add_argument("--timeout", type=float, default=Limits.timeout,
+                        help=f"seconds for one submission (default: {Limits.timeout:.0f})")
+    parser.add_argument("--memory", type=int, default=Limits.memory_mb,
+                        help=f"MB of memory for one graded unit (default: {Limits.memory_mb})")
+    parser.add_argument("--cell-timeout", type=float, default=Limits.cell_seconds,
+                        help=f"seconds one cell of a student's program may run (default: {Limits.cell_seconds:.0f}, "
+                             "and at most a share of --timeout)")
+
+
+def limits_of(args):
+    """The :class:`~autograder.sandbox.isolation.Limits` that :func:`add_limit_arguments` asked for."""
+    from autograder.sandbox.isolation import Limits
+
+    return Limits(timeout=args.timeout, memory_mb=args.memory, cell_seconds=args.cell_timeout)

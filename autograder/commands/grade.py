@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 
 from autograder.assignment.course import COURSE_ROOT, Assignment, CourseError, assignment_ids, find_assignment
+from autograder.commands import add_limit_arguments, limits_of
 from autograder.grading.engine import Engine, Settings
 from autograder.grading.verdict import Status, Verdict
-from autograder.sandbox.isolation import Limits
 
 KEYS = ("notebook", "assignment", "status", "score", "max_score", "tests")
 
@@ -52,10 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("notebooks", type=Path, nargs="+", help="the submitted .ipynb file(s)")
     parser.add_argument("--assignment", help="the assignment (default: found from the notebook's graded cells)")
     parser.add_argument("--json", type=Path, help="write the result(s) as JSON to this file")
-    parser.add_argument("--timeout", type=float, default=Limits.timeout,
-                        help=f"seconds for one submission (default: {Limits.timeout:.0f})")
-    parser.add_argument("--memory", type=int, default=Limits.memory_mb,
-                        help=f"MB of memory for one graded unit (default: {Limits.memory_mb})")
+    add_limit_arguments(parser)
     parser.add_argument("--no-sandbox", action="store_true", help="do not use bubblewrap (resource limits only)")
     parser.add_argument("--root", type=Path, default=COURSE_ROOT, help="the course's folder (default: this one)")
     args = parser.parse_args(argv)
@@ -71,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         root = args.root.resolve()
         assignment = Assignment.load(args.assignment or _guess(args.notebooks[0], root), root)
-        engine = Engine(assignment, Settings(Limits(timeout=args.timeout, memory_mb=args.memory),
+        engine = Engine(assignment, Settings(limits_of(args),
                                              sandbox=not args.no_sandbox))
     except CourseError as err:
         print(f"cannot grade: {err}", file=sys.stderr)

@@ -39,11 +39,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from autograder.assignment.course import COURSE_ROOT, Assignment, CourseError, private_files
-from autograder.commands import venv_env
+from autograder.commands import add_limit_arguments, limits_of, venv_env
 from autograder.commands.report import explain, print_table, write_feedback
 from autograder.grading.engine import Engine, Settings
 from autograder.grading.verdict import Status, Verdict
-from autograder.sandbox.isolation import Limits
 
 
 @dataclass
@@ -199,10 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                              "has the assignment's solution, else this course)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="submissions graded at once (default: the number of cores)")
-    parser.add_argument("--timeout", type=float, default=Limits.timeout,
-                        help=f"seconds for one submission (default: {Limits.timeout:.0f})")
-    parser.add_argument("--memory", type=int, default=Limits.memory_mb,
-                        help=f"MB of memory for one graded unit (default: {Limits.memory_mb})")
+    add_limit_arguments(parser)
     parser.add_argument("--force", action="store_true", help="regrade submissions that were graded already")
     parser.add_argument("--student", action="append", help="grade only this student (repeatable)")
     parser.add_argument("--db-url", help="the gradebook (default: sqlite:///COURSE/gradebook.db)")
@@ -223,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         retry = [s for s in students if s not in todo and getattr(course.previous(s), "status", None)
                  == Status.NOT_RECORDED]
         workers = max(1, min(args.workers, len(todo) or 1))
-        settings = Settings(Limits(timeout=args.timeout, memory_mb=args.memory), workers=workers,
+        settings = Settings(limits_of(args), workers=workers,
                             sandbox=not args.no_sandbox)
         engine = Engine(assignment, settings, hide=course.private_paths())
     except CourseError as err:

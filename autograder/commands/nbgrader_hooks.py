@@ -174,6 +174,7 @@ class GradeWithEngine(ApplyVerdicts):
 
     timeout = Float(Limits.timeout, help="seconds for one submission").tag(config=True)
     memory_mb = Integer(Limits.memory_mb, help="MB of memory for one graded unit").tag(config=True)
+    cell_timeout = Float(Limits.cell_seconds, help="seconds one cell of a student's program may run").tag(config=True)
     _engines: ClassVar[dict] = {}
     _lock = threading.Lock()
 
@@ -190,7 +191,8 @@ class GradeWithEngine(ApplyVerdicts):
             if engine is None:
                 hide = private_files(Path(course.root), course.db_url)
                 engine = Engine(assignment_for(info["assignment"]),
-                                Settings(Limits(timeout=self.timeout, memory_mb=self.memory_mb)), hide)
+                                Settings(Limits(timeout=self.timeout, memory_mb=self.memory_mb,
+                                              cell_seconds=self.cell_timeout)), hide)
                 for warning in engine.warnings:
                     self.log.warning(warning)
                 self._engines[info["assignment"]] = engine

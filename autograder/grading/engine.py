@@ -40,7 +40,6 @@ from autograder.sandbox.isolation import Confined, Limits, Sandbox, probe
 from autograder.worker.messages import frame
 
 STARTUP_SECONDS = 300   # time a slot may take to start (imports) before it counts as broken
-CELL_SECONDS = 60       # time one cell of a student's program may take while grading (at most)
 MARGIN = 30             # seconds the engine waits beyond a submission's limit for its slot to answer
 
 
@@ -142,7 +141,7 @@ class Slot:
         engine = self.engine
         limits = engine.limits
         job = {"program": program, "units": list(engine.assignment.units), "timeout": limits.timeout,
-               "cell_seconds": min(CELL_SECONDS, limits.timeout / (2 * len(engine.assignment.units))),
+               "cell_seconds": min(limits.cell_seconds, limits.timeout / (2 * len(engine.assignment.units))),
                "parallel": engine.parallel, "threads": 1, "memory_mb": limits.memory_mb}
         started = time.monotonic()
         deadline = started + limits.timeout + MARGIN

@@ -57,6 +57,7 @@ def event_count(path: str | Path | None, key: str) -> int:
 class Limits:
     timeout: float = 300.0        # seconds of wall-clock time for one submission
     memory_mb: int = 4096         # resident memory of a graded unit (cgroup), else its address space (rlimit)
+    cell_seconds: float = 60.0    # one cell of a student's program (and at most a share of the timeout, see engine)
     processes: int = 128          # processes + threads of a sandbox (cgroup pids.max)
     tmp_mb: int = 512             # size of the writable /tmp
     output_bytes: int = 32 << 20  # what is kept of stdout; the rest is read and dropped

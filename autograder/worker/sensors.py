@@ -15,9 +15,10 @@ from autograder import COURSE_ROOT
 
 SCRATCH = tempfile.gettempdir()  # the sandbox's only writable folder (/tmp there)
 # the course and the Python installation are read-only, also where they live below SCRATCH
-READ_ONLY = tuple(os.path.realpath(p) for p in (str(COURSE_ROOT),
-                                               sys.prefix, sys.base_prefix))
+READ_ONLY = tuple(os.path.realpath(p) for p in (str(COURSE_ROOT), sys.prefix, sys.base_prefix))
 CAP = 1 << 20            # characters of a student's printed output that are kept; the rest is counted and dropped
+REPORTED = 100           # different attempts of each kind (tampering, notices) a unit's process reports; enough to
+                         # name every private file of a course of several assignments
 # what an exhausted memory raises: Python's MemoryError, torch's failed CPU and GPU allocations
 OUT_OF_MEMORY = ("MemoryError", "can't allocate memory", "OutOfMemoryError", "CUDA out of memory")
 
@@ -109,7 +110,7 @@ class Audit:
 
     def _add(self, where: list, text: str) -> None:
         entry = [self.owner, text]
-        if entry not in where and len(where) < 20:
+        if entry not in where and len(where) < REPORTED:
             where.append(entry)
 
 
