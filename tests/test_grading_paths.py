@@ -7,14 +7,12 @@ from __future__ import annotations
 import os
 
 import pytest
-from corpus import points_per_test
+from corpus import points_per_test, slug
 
 from autograder.assignment import submission
 from autograder.assignment.course import assignment_ids
+from autograder.proof.submissions import mutants
 
-# a planted bug of each assignment that its visible tests (what a student runs) must catch
-VISIBLY_CAUGHT = {"01_dino": "mut-same-view-pairs-not-skipped",
-                  "02_random_teachers": "mut-kl-without-the-teacher-s-entropy"}
 pytestmark = [pytest.mark.slow, pytest.mark.parametrize("assignment", assignment_ids(), indirect=True)]
 
 
@@ -83,4 +81,5 @@ def test_a_visible_test_earns_its_points_exactly_when_its_code_passes_in_a_kerne
             disagree[name] = {"engine": engine, "kernel": kernel[name]}
     assert not disagree, disagree
     caught = [n for n in runnable if not all(kernel[n].values())]
-    assert VISIBLY_CAUGHT[assignment.id] in caught, "the visible tests must catch this planted bug"
+    visibly_caught = f"mut-{slug(mutants(assignment).VISIBLY_CAUGHT)}"  # named in the assignment's mutants.py
+    assert visibly_caught in caught, f"the visible tests must catch the planted bug {visibly_caught}"

@@ -48,3 +48,4 @@ def test_every_unit_has_planted_bugs_and_the_suite_is_large_enough(assignment_id
     assert {case[0] for case in module.MUTANTS.values()} == set(assignment.units)
     assert len(module.MUTANTS) >= 15 and len(module.ALTERNATIVES) >= 5
     assert {case[0] for case in module.ALTERNATIVES.values()} <= set(assignment.units)
+    assert module.VISIBLY_CAUGHT in module.MUTANTS  # a planted bug the visible tests must catch (test_grading_paths)

@@ -6,6 +6,9 @@ and cost no other unit a point. An *alternative* solves a unit correctly but dif
 ``tests/test_mutations.py`` grades all of them through every grading path.
 """
 
+# a planted bug that the visible tests (what a student runs) must catch too
+VISIBLY_CAUGHT = 'same-view pairs not skipped'
+
 # name: (unit, old text, new text[, old text, new text ...])
 MUTANTS = {
     # Part I

@@ -5,6 +5,9 @@ text must occur exactly once). A *mutant* plants one classic student bug: the en
 and cost no other unit a point. An *alternative* solves a unit correctly but differently: it must get full marks.
 """
 
+# a planted bug that the visible tests (what a student runs) must catch too
+VISIBLY_CAUGHT = "KL without the teacher's entropy"
+
 # name: (unit, old text, new text[, old text, new text ...])
 MUTANTS = {
     # Part I: the frozen teacher
