@@ -114,15 +114,13 @@ class ClippedSteps:
         self.optimizer.step()
 
 
-def probe(code: Code, model, data: dict, config: dict, device) -> dict:
+def probe(code: Code, model, data: tuple, config: dict, device) -> dict:
     """k-NN and linear-probe accuracy of a model's features (``None``: the raw pixels) with the notebook's probes:
-    Assignment 2's given ``dinocourse.distillation.probe`` (``knn``: its ``k-NN``); the classes are those the
-    training labels reach."""
-    accuracy = distillation.probe(vars(code.random_teachers), model, (normalize(data["train_x"]), data["train_y"],
-                                                                      normalize(data["test_x"]), data["test_y"]),
-                                  k=config["probing_k"], epochs=config["probing_epochs"],
-                                  batch_size=config["probing_bs"], seed=config["seed"], device=device,
-                                  num_classes=int(data["train_y"].max()) + 1)
+    Assignment 2's given ``dinocourse.distillation.probe`` (``knn``: its ``k-NN``) on ``data`` (normalized train and
+    test images with their labels); the classes are those the training labels reach."""
+    accuracy = distillation.probe(vars(code.random_teachers), model, data, k=config["probing_k"],
+                                  epochs=config["probing_epochs"], batch_size=config["probing_bs"],
+                                  seed=config["seed"], device=device)
     return {"knn": accuracy["k-NN"], "linear": accuracy["linear"]}
 
 
@@ -241,7 +239,7 @@ class Training:
                 "config": self.config}
 
 
-def probes(code: Code, nets: Networks, data: dict, config: dict, device) -> dict:
+def probes(code: Code, nets: Networks, data: tuple, config: dict, device) -> dict:
     return {"student": probe(code, nets.student, data, config, device),
             "teacher": probe(code, nets.teacher_net, data, config, device)}
 
@@ -256,15 +254,16 @@ def run(config: dict, out: Path | None = None, progress: bool = True) -> Path:
         raise ValueError(f"bs_train {config['bs_train']} is larger than the {len(data['train_x'])} training images")
     nets = networks(code, config, device)
     training = Training(code, config, batches, nets, device, progress)
-    metrics = [{"epoch": 0, "step": 0, "loss": None, "raw_pixels": probe(code, None, data, config, device),
-                **probes(code, nets, data, config, device)}]
+    probed = (normalize(data["train_x"]), data["train_y"], normalize(data["test_x"]), data["test_y"])  # once
+    metrics = [{"epoch": 0, "step": 0, "loss": None, "raw_pixels": probe(code, None, probed, config, device),
+                **probes(code, nets, probed, config, device)}]
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     training.set_hyperparameters()
     start = time.perf_counter()
     for epoch in range(1, training.epochs + 1):
         entry = {**training.run_epoch(epoch), "seconds": round(time.perf_counter() - start, 1)}
         if epoch % config["probe_every"] == 0 or epoch == training.epochs:
-            entry.update(probes(code, nets, data, config, device))
+            entry.update(probes(code, nets, probed, config, device))
         metrics.append(entry)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
         if config["save_ckpt"]:
