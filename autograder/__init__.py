@@ -2,6 +2,8 @@
 
     python -m autograder grade NOTEBOOK ...            grade notebooks (the engine, sandboxed), print a table, JSON
     python -m autograder autograde ASSIGNMENT          grade a class: gradebook, feedback, grades.csv, report
+    python -m autograder export --format canvas        the gradebook's totals as a file Canvas/Moodle imports
+    python -m autograder signatures [ASSIGNMENT ...]   derive the bug signatures feedback names from planted bugs
     python -m autograder release [ASSIGNMENT ...]      regenerate assignments/ from solutions/ with nbgrader
     python -m autograder reference [ASSIGNMENT ...]    regenerate each assignment's reference values
     python -m autograder kit ASSIGNMENT                the student download: notebook, data sample, runtime package

@@ -12,7 +12,14 @@ COMMANDS = {
               "    grade notebooks with the engine; print a table per notebook, write JSON"),
     "autograde": ("autograder.commands.grade_class",
                   "ASSIGNMENT [--course DIR] [--workers N] [--timeout S] [--memory MB] [--force] [--student S]\n"
-                  "    grade a class: nbgrader gradebook, feedback, grades.csv, report"),
+                  "    [--executor submitit --cluster slurm|local --partition P --per-job N]\n"
+                  "    grade a class (here, or in jobs of a scheduler): nbgrader gradebook, feedback, grades.csv, "
+                  "report"),
+    "export": ("autograder.commands.export",
+               "[--format canvas|moodle|csv] [--to FILE] [--course DIR] [--assignment ID ...]\n"
+               "    the gradebook's totals (automatic + manual points) as a file an LMS imports"),
+    "signatures": ("autograder.commands.signatures",
+                   "[ASSIGNMENT ...] [--check]\n    derive each assignment's bug signatures from its planted bugs"),
     "release": ("autograder.commands.release",
                 "[ASSIGNMENT ...] [--check]\n    regenerate assignments/ from solutions/ (nbgrader), or check them"),
     "reference": ("autograder.commands.reference_values",

@@ -247,6 +247,8 @@ def test_the_course_index_shows_every_assignment_graded_in_the_folder(tmp_path):
     index = write_course_index(reports).read_text()
     assert "01_a/report.html" in index and "02_b/report.html" in index and "7.00 / 10" in index
     rows = list(csv.reader((reports / "grades.csv").open()))
-    assert rows[0] == ["student", "01_a total", "02_b total", "01_a status", "02_b status"]
-    assert rows[1:] == [["ann", "10", "7", "ok", "ok"], ["bob", "4", "", "ok", "not in the class"],
-                        ["cy", "", "0", "not in the class", "timeout"]]
+    assert rows[0] == ["student", "01_a total", "02_b total", "01_a status", "02_b status",
+                       "01_a needs manual grading", "02_b needs manual grading"]
+    assert rows[1:] == [["ann", "10", "7", "ok", "ok", "no", "no"],
+                        ["bob", "4", "", "ok", "not in the class", "no", ""],
+                        ["cy", "", "0", "not in the class", "timeout", "", "no"]]

@@ -152,7 +152,9 @@ def test_a_toy_class_is_graded_with_feedback_and_report(toy):
               for name in students}
     assert scores == {"alice": 6, "bob": 0, "carol": 3}  # carol's scale is right: graded with the reference add
     assert "add(2, 3): expected 5, got -1" in (toy / "feedback" / "carol" / "toy" / "toy.html").read_text()
-    assert "alice,3,3,6,6,ok" in (toy / "reports" / "toy" / "grades.csv").read_text().replace("\r", "")
+    # add, scale, the written answer `why` (left as released: nbgrader gives it 0), autograded, manual, total,
+    # max_total (with the written answer's point), needs_manual_grading, status
+    assert "alice,3,3,0,6,0,6,7,no,ok" in (toy / "reports" / "toy" / "grades.csv").read_text().replace("\r", "")
     assert (toy / "reports" / "toy" / "report.html").is_file()
     assert "add" in done.stdout and "scale" in done.stdout and "6/6" in done.stdout
 

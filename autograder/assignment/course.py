@@ -33,8 +33,10 @@ FRAMEWORK = COURSE_ROOT / "autograder"
 GRADERS = FRAMEWORK / "graders"
 DEFINITION_TAGS = ("setup", "api")  # given cells that define what the assignment's code uses (run when grading)
 TEST_ID = re.compile(r"^test_(?P<unit>\w+?)_(?P<kind>visible|hidden)$")
-PRIVATE_GRADER_FILES = ("reference_values.json", "mutants.py", "examples.py")  # private in every graders folder
-GRADING_OUTPUT = ("gradebook.db", "submitted", "autograded", "feedback", "reports")  # nbgrader's, in a course folder
+# private in every graders folder
+PRIVATE_GRADER_FILES = ("reference_values.json", "mutants.py", "examples.py", "bug_signatures.json")
+# nbgrader's, in a course folder, and the verdicts and logs of cluster jobs
+GRADING_OUTPUT = ("gradebook.db", "submitted", "autograded", "feedback", "reports", "cluster")
 PACKAGES = ("torch", "torchvision", "timm", "numpy", "nbgrader", "pytest")  # their versions are part of a grade
 
 

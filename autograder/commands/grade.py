@@ -41,6 +41,9 @@ def format_table(result: Verdict, manual: float = 0.0) -> str:
     for grade_id, t in result.tests.items():
         if not t.passed and len(t.message.splitlines()) > 1:
             lines += ["", f"{grade_id}:", *("  " + line for line in t.message.splitlines())]
+    for unit, bugs in result.diagnoses.items():
+        lines += ["", f"{unit}: this looks like {'one of these known mistakes' if len(bugs) > 1 else 'a known mistake'}"
+                  f": {'; '.join(bugs)}"]
     notes = [*result.problems, *result.tampering, *result.notices]
     if notes:
         lines += ["", "notes:", *(f"  - {note}" for note in notes)]

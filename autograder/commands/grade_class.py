@@ -3,7 +3,8 @@
 Run from an nbgrader course directory (or pass ``--course DIR``) that holds
 ``submitted/<student>/<assignment>/<notebook>.ipynb``. Every submission is graded by the engine
 (:mod:`autograder.grading.engine`: inspected without running, each unit in its own sandboxed process), ``--workers`` at
-once, each with ``--timeout`` seconds and ``--memory`` MB per graded unit. Then, for every student,
+once, each with ``--timeout`` seconds and ``--memory`` MB per graded unit: here, or with ``--executor submitit`` in
+jobs of a scheduler (:mod:`autograder.commands.cluster`). Then, for every student, as its verdict arrives,
 
 * nbgrader's own ``autograde`` records the points per test cell in nbgrader's gradebook (its ``Execute`` step is
   replaced by writing the engine's verdicts, see :mod:`autograder.commands.nbgrader_hooks`), so
@@ -34,14 +35,18 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 from autograder.assignment.course import COURSE_ROOT, Assignment, CourseError, private_files
 from autograder.commands import add_limit_arguments, limits_of, venv_env
+from autograder.commands.cluster import cluster_verdicts, default_per_job, executor, folder_of, share_fields
+from autograder.commands.manual import hand_graded
 from autograder.commands.report import explain, print_table, write_feedback
-from autograder.grading.engine import Engine, Settings
+from autograder.grading.engine import Engine, Settings, not_graded
 from autograder.grading.verdict import Status, Verdict
 
 
@@ -196,18 +201,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=None,
                         help="the course's folder with solutions/ and autograder/graders/ (default: --course if it "
                              "has the assignment's solution, else this course)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="submissions graded at once (default: the number of cores)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="submissions graded at once (default: the number of cores); with --executor submitit: "
+                             "in each job, which gets that many cores (default: 1)")
     add_limit_arguments(parser)
     parser.add_argument("--force", action="store_true", help="regrade submissions that were graded already")
     parser.add_argument("--student", action="append", help="grade only this student (repeatable)")
     parser.add_argument("--db-url", help="the gradebook (default: sqlite:///COURSE/gradebook.db)")
     parser.add_argument("--no-sandbox", action="store_true", help="do not use bubblewrap (resource limits only)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no class table")
+    cluster = parser.add_argument_group("grading across a cluster (see autograder/commands/cluster.py)")
+    cluster.add_argument("--executor", choices=("local", "submitit"), default="local",
+                         help="local: grade here (default); submitit: in jobs of a scheduler, recorded here")
+    cluster.add_argument("--cluster", choices=("slurm", "local"), default="slurm",
+                         help="submitit's executor: Slurm jobs (default) or local processes")
+    cluster.add_argument("--per-job", type=int, default=None,
+                         help="submissions per job (default: Slurm 20; local: the class over this machine's cores)")
+    cluster.add_argument("--partition", help="the Slurm partition")
+    cluster.add_argument("--job-minutes", type=float, default=None,
+                         help="time limit of a job in minutes (default: its share's --timeout, plus 10)")
+    cluster.add_argument("--slurm-option", action="append", default=[], metavar="KEY=VALUE",
+                         help="another #SBATCH option for every job, e.g. account=myproject (repeatable)")
     args = parser.parse_args(argv)
 
     root = args.course.resolve()
     course_root = args.root or (root if (root / "solutions" / args.assignment).is_dir() else COURSE_ROOT)
+    on_cluster = args.executor == "submitit"
+    try:
+        options = dict(option.split("=", 1) for option in args.slurm_option)
+    except ValueError:
+        print(f"cannot autograde {args.assignment}: --slurm-option takes KEY=VALUE, got {args.slurm_option}",
+              file=sys.stderr)
+        return 2
     try:
         assignment = Assignment.load(args.assignment, course_root.resolve())
         course = ClassFolder(root, assignment, args.db_url or f"sqlite:///{root / 'gradebook.db'}")
@@ -218,32 +243,53 @@ def main(argv: list[str] | None = None) -> int:
         todo = [s for s in students if args.force or course.needs_grading(s)]
         retry = [s for s in students if s not in todo and getattr(course.previous(s), "status", None)
                  == Status.NOT_RECORDED]
-        workers = max(1, min(args.workers, len(todo) or 1))
-        settings = Settings(limits_of(args), workers=workers,
-                            sandbox=not args.no_sandbox)
-        engine = Engine(assignment, settings, hide=course.private_paths())
+        limits = limits_of(args)
+        if on_cluster:
+            assignment.grader_check()
+            workers = max(1, args.workers or 1)
+            per_job = max(1, args.per_job or default_per_job(args.cluster, len(todo), workers))
+            minutes = args.job_minutes or per_job * limits.timeout / workers / 60 + 10
+            share = share_fields(assignment, course, limits, workers, not args.no_sandbox)
+            try:
+                made = executor(folder_of(root, assignment.id), args.cluster, workers, limits, minutes,
+                                args.partition, options)
+            except RuntimeError as err:  # e.g. no Slurm here
+                raise CourseError(f"submitit cannot submit to {args.cluster} from this machine ({err}); run "
+                                  "autograde where the scheduler's commands work (the login node), or use "
+                                  "--cluster local") from err
+            source = cluster_verdicts(course, todo, made, per_job, share, partial(not_graded, assignment))
+            engine, isolation = None, f"decided on each node (see the jobs' logs), jobs of {per_job} on {args.cluster}"
+        elif not todo:  # nothing to grade: no engine to start (the written answers and reports are still updated)
+            workers, engine, source, isolation = 0, None, iter(()), "none needed"
+        else:
+            workers = max(1, min(args.workers or os.cpu_count() or 1, len(todo) or 1))
+            engine = Engine(assignment, Settings(limits, workers=workers, sandbox=not args.no_sandbox),
+                            hide=course.private_paths())
+            source, isolation = local_verdicts(engine, course, todo, workers), None
     except CourseError as err:
         print(f"cannot autograde {args.assignment}: {err}", file=sys.stderr)
         return 2
-    for warning in engine.warnings:
+    for warning in engine.warnings if engine else []:
         print(f"WARNING: {warning}", file=sys.stderr)
     if not args.quiet:
         print(f"{assignment.id}: {len(students)} students, {len(todo)} to grade, {len(students) - len(todo)} "
-              f"already graded" + (f" ({len(retry)} to record again)" if retry else "") + f"; {workers} worker(s); "
-              f"isolation: {engine.sandbox.isolation.describe()}")
+              f"already graded" + (f" ({len(retry)} to record again)" if retry else "") + f"; {workers} worker(s)"
+              + (" per job" if on_cluster else "") + f"; isolation: {isolation or engine.sandbox.isolation.describe()}")
     start = time.monotonic()
     try:
-        done = grade_class(engine, course, todo, retry, workers, quiet=args.quiet)
+        done = grade_class(course, source, len(todo), retry, quiet=args.quiet)
     finally:
-        engine.close()
+        if engine:
+            engine.close()
     elapsed = time.monotonic() - start
     results = [done.get(s) or course.previous(s) or Verdict(student=s, status=Status.MISSING) for s in students]
-    paths = report_class(course, results)
+    manual = hand_graded(course, results)  # the written answers' points from the gradebook (formgrader's)
+    paths = report_class(course, results, manual)
     if not args.quiet:
-        print_table(results, assignment)
+        print_table(results, assignment, manual)
         if todo:
             print(f"graded {len(todo)} submission(s) in {elapsed:.1f} s ({elapsed / len(todo):.1f} s per submission "
-                  f"with {workers} worker(s))")
+                  f"with {workers} worker(s){' per job' if on_cluster else ''})")
         print("wrote " + ", ".join(str(p.relative_to(root)) if p.is_relative_to(root) else str(p) for p in paths))
     look = [r for r in results if r.status in (Status.NOT_GRADED, Status.NOT_RECORDED)]
     for r in look:
@@ -251,22 +297,11 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if look or len(paths) < 3 else 0
 
 
-def grade_class(engine, course: ClassFolder, todo: list[str], retry: list[str], workers: int,
-                quiet: bool = True) -> dict[str, Verdict]:
-    """Grade ``todo`` (``workers`` at once) and finish each verdict as it arrives (:func:`finish`); finish ``retry``
-    again from their previous verdicts (a step after grading failed last time). Returns this run's results."""
-    from tqdm import tqdm
-
-    os.environ["PATH"] = venv_env()["PATH"]  # nbgrader runs alembic
-    done: dict[str, Verdict] = {}
-    with ThreadPoolExecutor(max_workers=workers) as pool, tempfile.TemporaryDirectory(prefix="stage-") as stage:
-        recorder = LazyRecorder(course, Path(stage))
-        for student in retry:
-            path = course.submission(student)
-            with contextlib.suppress(OSError):
-                done[student] = finish(course, recorder, course.previous(student), path.read_bytes())
+def local_verdicts(engine, course: ClassFolder, todo: list[str],
+                   workers: int) -> Iterator[tuple[str, Verdict, bytes | None]]:
+    """Yields ``(student, verdict, raw)`` as the engine grades ``todo`` here, ``workers`` at once."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {pool.submit(grade_student, engine, course, s): s for s in todo}
-        bar = tqdm(total=len(todo), desc=f"autograde {course.assignment.id}", unit="nb", disable=quiet or None)
         for future in as_completed(futures):
             student = futures[future]
             try:
@@ -274,20 +309,78 @@ def grade_class(engine, course: ClassFolder, todo: list[str], retry: list[str], 
             except Exception as err:  # noqa: BLE001 - this student's grading failed in the grader itself
                 result, raw = engine.not_graded(f"the grader failed ({_error(err)})"), None
                 result.student, result.notebook = student, str(course.submission(student))
-            done[student] = finish(course, recorder, result, raw)
-            bar.set_postfix_str(f"{student}: {done[student].status}")
-            bar.update()
-        bar.close()
+            yield student, result, raw
+
+
+class Progress:
+    """How far grading is and about how long the rest takes: a bar on a terminal, else a line every tenth."""
+
+    def __init__(self, what: str, total: int, quiet: bool):
+        from tqdm import tqdm
+
+        self.what, self.total, self.done = what, total, 0
+        self.start, self.quiet = time.monotonic(), quiet or not total
+        self.terminal = sys.stderr.isatty()
+        self.bar = tqdm(total=total, desc=what, unit="nb", disable=self.quiet or not self.terminal)
+        self.said = 0
+
+    def eta(self) -> float | None:
+        """Seconds left at the rate so far (None before the first submission)."""
+        if not self.done:
+            return None
+        return (time.monotonic() - self.start) / self.done * (self.total - self.done)
+
+    def update(self, student: str, status) -> None:
+        self.done += 1
+        left = self.eta()
+        text = f"{student}: {status}" + (f"; about {_duration(left)} left" if left else "")
+        if not self.quiet and self.terminal:
+            self.bar.set_postfix_str(text)
+            self.bar.update()
+        elif not self.quiet and (self.done * 10 // self.total > self.said * 10 // self.total or self.done == 1):
+            self.said = self.done
+            print(f"{self.what}: {self.done}/{self.total} graded in {_duration(time.monotonic() - self.start)}"
+                  + (f", about {_duration(left)} left" if left else ""), file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min" if seconds >= 3600 else (
+        f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s")
+
+
+def grade_class(course: ClassFolder, verdicts, total: int, retry: list[str], quiet: bool = True) -> dict[str, Verdict]:
+    """Finish each verdict of ``verdicts`` (``(student, verdict, raw)``, ``total`` of them) as it arrives
+    (:func:`finish`); finish ``retry`` again from their previous verdicts (a step after grading failed last time).
+    Returns this run's results."""
+    os.environ["PATH"] = venv_env()["PATH"]  # nbgrader runs alembic
+    done: dict[str, Verdict] = {}
+    with tempfile.TemporaryDirectory(prefix="stage-") as stage:
+        recorder = LazyRecorder(course, Path(stage))
+        for student in retry:
+            path = course.submission(student)
+            with contextlib.suppress(OSError):
+                done[student] = finish(course, recorder, course.previous(student), path.read_bytes())
+        progress = Progress(f"autograde {course.assignment.id}", total, quiet)
+        try:
+            for student, result, raw in verdicts:
+                done[student] = finish(course, recorder, result, raw)
+                progress.update(student, done[student].status)
+        finally:
+            progress.close()
     return done
 
 
-def report_class(course: ClassFolder, results: list[Verdict]) -> list[Path]:
+def report_class(course: ClassFolder, results: list[Verdict], manual=None) -> list[Path]:
     """``grades.csv``, ``report.html`` and the course index; a failure to write them is said, never raised."""
     from autograder.commands.report import write_course_index, write_reports
 
     paths: list[Path] = []
     try:
-        paths += write_reports(course.reports(), results, course.assignment)
+        paths += write_reports(course.reports(), results, course.assignment, manual)
         paths.append(write_course_index(course.reports().parent))
     except Exception as err:  # noqa: BLE001 - every result file is kept: the reports can be written again
         print(f"cannot write the class reports in {course.reports()}: {_error(err)}; every student's result file is "

@@ -12,7 +12,10 @@ One configuration serves every use of nbgrader (:func:`configure`, called by ``n
   (:class:`GradeWithEngine`); ``python -m autograder autograde`` hands over verdicts it already has.
   Before nbgrader's own checks, every graded cell carries its released metadata (:class:`MatchReleasedCells`; the
   engine has reported every change) and a file that is not a notebook is read as the released one
-  (:class:`ReadAnyNotebook`), so nbgrader records every submission instead of refusing one.
+  (:class:`ReadAnyNotebook`), so nbgrader records every submission instead of refusing one. After each written
+  answer, the autograded notebook (what formgrader shows) holds the solution's model answer and rubric
+  (:class:`AddRubrics`);
+* ``generate_feedback``: nbgrader's steps, the rubric cells dropped first (:class:`DropRubrics`).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from nbconvert.exporters import NotebookExporter
 from nbgrader.preprocessors import ClearSolutions, NbGraderPreprocessor
 from traitlets import Float, Integer
 
-from autograder.assignment.course import Assignment, cells_by_grade_id, grade_id_of, private_files
+from autograder.assignment.course import Assignment, cells_by_grade_id, grade_id_of, private_files, source_of
 from autograder.grading.verdict import UNGRADED, Verdict
 from autograder.sandbox.isolation import Limits
 
@@ -203,10 +206,71 @@ class GradeWithEngine(ApplyVerdicts):
         return verdict
 
 
+# ------------------------------------------------------------------------------------------------ grading by hand
+RUBRIC_TITLE = "Rubric for instructors (not shown to students)"
+
+
+def model_answer(cell) -> str:
+    """What a hand-graded cell of the solution holds for the grader: the text between its ``BEGIN SOLUTION`` and
+    ``END SOLUTION`` lines (the model answer and the rubric), or the whole cell when it has no such region (nbgrader
+    then clears it whole for students)."""
+    lines = source_of(cell).split("\n")
+    if not any("BEGIN SOLUTION" in line for line in lines):
+        return "\n".join(lines).strip()
+    kept, inside = [], False
+    for line in lines:
+        if "BEGIN SOLUTION" in line or "END SOLUTION" in line:
+            inside = "BEGIN SOLUTION" in line
+        elif inside:
+            kept.append(line)
+    return "\n".join(kept).strip()
+
+
+def is_rubric(cell) -> bool:
+    """A cell :class:`AddRubrics` inserted (``metadata.autograder.rubric``: the grade id of its answer)."""
+    meta = cell.get("metadata", {}).get("autograder") if isinstance(cell.get("metadata"), dict) else None
+    return isinstance(meta, dict) and "rubric" in meta
+
+
+class AddRubrics(NbGraderPreprocessor):
+    """After ``SaveAutoGrades``: after each answer graded by hand, a markdown cell with the solution's model answer and
+    rubric, for whoever grades it in formgrader (which shows this, the autograded notebook). The cell has no nbgrader
+    metadata, so nbgrader neither grades nor checks it; it is marked in its metadata, so that ``generate_feedback``
+    drops it (:class:`DropRubrics`): students never get it. A cell of the submission marked so is not the
+    instructor's and is dropped."""
+
+    def preprocess(self, nb, resources):
+        assignment = assignment_for(resources["nbgrader"]["assignment"])
+        solution = cells_by_grade_id(assignment.solution)
+        cells = []
+        for cell in nb.cells:
+            if is_rubric(cell):
+                continue
+            cells.append(cell)
+            grade_id = grade_id_of(cell)
+            if grade_id in assignment.manual and grade_id in solution:
+                rubric = nbformat.v4.new_markdown_cell(
+                    f"**{RUBRIC_TITLE}:** `{grade_id}`, {assignment.manual[grade_id]:g} points\n\n"
+                    f"{model_answer(solution[grade_id])}", metadata={"autograder": {"rubric": grade_id}})
+                if nb.get("nbformat_minor", 5) < 5:
+                    rubric.pop("id", None)  # cell ids came with nbformat 4.5
+                cells.append(rubric)
+        nb.cells = cells
+        return nb, resources
+
+
+class DropRubrics(NbGraderPreprocessor):
+    """``generate_feedback``: the rubric cells of the autograded notebook (:class:`AddRubrics`) are not handed out."""
+
+    def preprocess(self, nb, resources):
+        nb.cells = [cell for cell in nb.cells if not is_rubric(cell)]
+        return nb, resources
+
+
 def configure(c, verdicts: type[ApplyVerdicts] = GradeWithEngine) -> None:
     """The course's nbgrader configuration (``c`` is a traitlets Config)."""
     from nbconvert.preprocessors import ClearMetadataPreprocessor
-    from nbgrader.converters import GenerateAssignment
+    from nbgrader.converters import GenerateAssignment, GenerateFeedback
     from nbgrader.preprocessors import (
         AssignLatePenalties,
         CheckCellMetadata,
@@ -233,7 +297,8 @@ def configure(c, verdicts: type[ApplyVerdicts] = GradeWithEngine) -> None:
     c.Autograde.sanitize_preprocessors = [ClearOutput, MatchReleasedCells, DeduplicateIds, OverwriteKernelspec,
                                           OverwriteCells, CheckCellMetadata]
     c.Autograde.autograde_preprocessors = [verdicts, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
-                                           SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+                                           SaveAutoGrades, AddRubrics, AssignLatePenalties, CheckCellMetadata]
+    c.GenerateFeedback.preprocessors = [DropRubrics, *GenerateFeedback.class_traits()["preprocessors"].default()]
 
 
 # ------------------------------------------------------------------------------------------------ class grading

@@ -12,7 +12,8 @@ cell from each. Grading one submission:
 3. **Scored** in this process (:mod:`autograder.grading.scoring`): a visible test cell earns its points when the
    instructor's code of that cell passed in the student's program; a hidden one when every check of the unit's
    graders passed. A unit whose process was tampered with, ran out of time or memory, or crashed scores zero and
-   says why. The verdict is a :class:`~autograder.grading.verdict.Verdict`.
+   says why. A unit whose failed checks are exactly those of one of the assignment's planted bugs is given that
+   bug's name (:mod:`autograder.grading.diagnosis`). The verdict is a :class:`~autograder.grading.verdict.Verdict`.
 
 The worker processes (*slots*) are started once and grade one submission after another: each submission still
 gets fresh processes (forked from the slot's warm state) and a clean scratch space, and nothing it does reaches the
@@ -34,6 +35,7 @@ from pathlib import Path
 
 from autograder.assignment import submission
 from autograder.assignment.course import COURSE_ROOT, Assignment, source_of
+from autograder.grading import diagnosis
 from autograder.grading.scoring import score
 from autograder.grading.verdict import Status, UnitRun, Verdict
 from autograder.sandbox.isolation import Confined, Limits, Sandbox, probe
@@ -174,6 +176,14 @@ class Slot:
             self.process = None
 
 
+def not_graded(assignment: Assignment, why: str) -> Verdict:
+    """The verdict of a submission nothing of which could be graded, for a reason outside the student's code."""
+    found = submission.Submission(status=Status.NOT_GRADED, problems=[why])
+    verdict = score(assignment, found, {}, {})
+    verdict.seconds = 0.0
+    return verdict
+
+
 class Engine:
     """Grades submissions of one assignment (thread-safe: up to ``workers`` at once)."""
 
@@ -193,6 +203,7 @@ class Engine:
                      "preload": preload_modules(assignment.solution), "protected": [str(p) for p in self.sandbox.hide],
                      "pid_namespace": bool(self.sandbox.isolation.bubblewrap),
                      "private_tmp": bool(self.sandbox.isolation.bubblewrap)}
+        self.signatures = diagnosis.load(assignment)  # the planted bugs' failures, to name a unit's likely bug
         values = assignment.values
         self.frames = {unit: frame({"unit": unit, "reference": assignment.reference_notebook(unit),
                                     "values": values.get(unit, {})}) for unit in assignment.units}
@@ -218,11 +229,7 @@ class Engine:
         return self.grade(raw, path.name), raw
 
     def not_graded(self, why: str) -> Verdict:
-        """The verdict of a submission nothing of which could be graded, for a reason outside the student's code."""
-        found = submission.Submission(status=Status.NOT_GRADED, problems=[why])
-        verdict = score(self.assignment, found, {}, {})
-        verdict.seconds = 0.0
-        return verdict
+        return not_graded(self.assignment, why)
 
     def grade(self, raw: bytes | None, name: str | None = None) -> Verdict:
         """Grade one submitted notebook (its bytes; None: nothing submitted); returns the verdict, whatever the
@@ -243,6 +250,8 @@ class Engine:
                     self._idle.put(slot)
             step = "scoring"
             verdict = score(self.assignment, found, runs, facts)
+            step = "naming the likely bugs of"
+            verdict.diagnoses = diagnosis.diagnose(verdict, self.signatures)
         except Exception as err:  # noqa: BLE001 - the grader's own failure on one notebook is that notebook's verdict
             return self.not_graded(f"the grader failed while {step} this notebook ({type(err).__name__}: {err}); "
                                    "nothing of it was scored; keep the file for the course's maintainers")

@@ -125,6 +125,7 @@ class Verdict:
     units: dict[str, UnitResult] = field(default_factory=dict)
     tests: dict[str, TestResult] = field(default_factory=dict)
     internal_errors: dict[str, str] | None = None       # unit -> the grader's traceback
+    diagnoses: dict[str, list[str]] = field(default_factory=dict)  # unit -> the planted bugs its failures match
     status: Status = Status.OK
     score: float = 0.0
     max_score: float = 0.0
@@ -148,11 +149,13 @@ class Verdict:
         return {unit: (p, m) for unit, (p, m) in points.items()}
 
     def to_json(self) -> dict:
-        """The verdict as JSON-ready data (statuses as plain strings; optional keys only when set)."""
+        """The verdict as JSON-ready data (statuses as plain strings; optional keys only when set, ``diagnoses``
+        only when a unit has one)."""
         out = {key: getattr(self, key) for key in _FRONT if getattr(self, key) is not None}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in (*_FRONT, *_BACK, "extra") or f.name == "internal_errors" and value is None:
+            if f.name in (*_FRONT, *_BACK, "extra") or f.name == "internal_errors" and value is None \
+                    or f.name == "diagnoses" and not value:
                 continue
             if f.name == "units":
                 value = {u: {**vars(info), "status": str(info.status)} for u, info in value.items()}
