@@ -132,7 +132,8 @@ def test_grades_csv_and_report(dino, graded_class):
     assert rows["ex-correct"]["total"] == "16" and rows["ex-partial"]["dino_loss"] == "0"
     assert rows["ex-non-utf8"]["status"] == "invalid-notebook"
     report = (course / "reports" / dino.id / "report.html").read_text()
-    assert report.count("data:image/png;base64,") == 2 and "ex-monkeypatch" in report and "Checks failed most" in report
+    assert report.count("data:image/png;base64,") == 3 and "ex-monkeypatch" in report and "Checks failed most" in report
+    assert "<h2>Grading time</h2>" in report and "Known mistakes named" in report
 
 
 @pytest.fixture(scope="module")

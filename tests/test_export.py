@@ -155,7 +155,7 @@ def test_the_command_names_the_missing_submissions_and_selects_assignments(cours
     assert main(["--course", str(course), "--format", "csv", "--to", str(out), "--assignment", "02_random_teachers"]) \
         == 0
     stdout = capsys.readouterr().out
-    assert f"wrote {out}" in stdout and "3 students, 1 assignments" in stdout
+    assert f"wrote {out}" in stdout and "3 student(s), 1 assignment(s)" in stdout
     assert "no submission (exported as 0 points):\n  02_random_teachers: carol" in stdout
     assert list(read(out)[0]) == ["student", "first_name", "last_name", "email", "02_random_teachers", "total"]
     from nbgrader.api import Gradebook

@@ -311,8 +311,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     grades = written.grades
-    print(f"wrote {written.path} ({exporter.lms}): {len(grades.students)} students, {len(grades.assignments)} "
-          f"assignments ({', '.join(grades.assignments)})")
+    print(f"wrote {written.path} ({exporter.lms}): {len(grades.students)} student(s), {len(grades.assignments)} "
+          f"assignment(s) ({', '.join(grades.assignments)})")
     if grades.missing:
         print("no submission (exported as 0 points):")
         for name, who in grades.missing.items():

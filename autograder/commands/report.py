@@ -22,7 +22,7 @@ body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;
 vertical-align:top}th{background:#f3f3f3}.ok{color:#17692c}.fail{color:#a31515}pre{white-space:pre-wrap;
 background:#f7f7f7;padding:6px;margin:2px 0}.status{font-weight:bold}
-.hint{background:#fff6dd;border-left:4px solid #e0a800;padding:4px 8px}
+.hint{background:#fff6dd;border-left:4px solid #e0a800;padding:4px 8px}img{max-width:100%}
 </style>"""
 
 
