@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
             source = cluster_verdicts(course, todo, made, per_job, share, partial(not_graded, assignment))
             engine, isolation = None, f"decided on each node (see the jobs' logs), jobs of {per_job} on {args.cluster}"
         elif not todo:  # nothing to grade: no engine to start (the written answers and reports are still updated)
-            workers, engine, source, isolation = 0, None, iter(()), "none needed"
+            workers, engine, source, isolation = 0, None, iter(()), None
         else:
             workers = max(1, min(args.workers or os.cpu_count() or 1, len(todo) or 1))
             engine = Engine(assignment, Settings(limits, workers=workers, sandbox=not args.no_sandbox),
@@ -272,9 +272,11 @@ def main(argv: list[str] | None = None) -> int:
     for warning in engine.warnings if engine else []:
         print(f"WARNING: {warning}", file=sys.stderr)
     if not args.quiet:
+        how = "" if not (todo or on_cluster) else (
+            f"; {workers} worker(s)" + (" per job" if on_cluster else "")
+            + f"; isolation: {isolation or engine.sandbox.isolation.describe()}")
         print(f"{assignment.id}: {len(students)} students, {len(todo)} to grade, {len(students) - len(todo)} "
-              f"already graded" + (f" ({len(retry)} to record again)" if retry else "") + f"; {workers} worker(s)"
-              + (" per job" if on_cluster else "") + f"; isolation: {isolation or engine.sandbox.isolation.describe()}")
+              f"already graded" + (f" ({len(retry)} to record again)" if retry else "") + how)
     start = time.monotonic()
     try:
         done = grade_class(course, source, len(todo), retry, quiet=args.quiet)
