@@ -58,6 +58,21 @@ def test_an_empty_course_is_refused_with_a_clear_message(tmp_path):
     assert done.returncode == 2 and "no submissions: expected" in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize("arguments, said", [
+    (["--timeout", "-5"], "--timeout: expected a number above 0, got -5"),
+    (["--workers", "0"], "--workers: expected a number above 0, got 0"),
+    (["--student", "nobody"], "no student 'nobody' in this class"),
+    (["--partition", "cpu"], "--partition only apply with --executor submitit"),
+    (["--executor", "submitit", "--slurm-option", "account"], "--slurm-option takes KEY=VALUE"),
+])
+def test_arguments_that_cannot_be_meant_are_refused_before_anything_is_graded(dino, tmp_path, arguments, said):
+    (tmp_path / "submitted" / "ann" / dino.id).mkdir(parents=True)
+    done = subprocess.run([sys.executable, "-m", "autograder", "autograde", dino.id, "--course", str(tmp_path),
+                           *arguments], capture_output=True, text=True, env=venv_env(), cwd=COURSE_ROOT, timeout=120)
+    assert done.returncode == 2 and said in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert not (tmp_path / "gradebook.db").exists() and not (tmp_path / "autograded").exists()
+
+
 def test_an_unknown_assignment_is_refused_with_a_clear_message(tmp_path):
     done = subprocess.run([sys.executable, "-m", "autograder", "autograde", "99_nothing", "--course", str(tmp_path)],
                           capture_output=True, text=True, env=venv_env(), cwd=COURSE_ROOT, timeout=120)

@@ -66,7 +66,8 @@ def course(tmp_path_factory) -> Path:
                 gb.add_submission(assignment, student)
                 notebook, (code, _), (answer, _) = CELLS[assignment]
                 gb.find_grade(code, notebook, assignment, student).auto_score = auto
-                gb.find_grade(answer, notebook, assignment, student).manual_score = manual
+                grade = gb.find_grade(answer, notebook, assignment, student)
+                grade.manual_score, grade.needs_manual_grade = manual, manual is None  # as formgrader leaves it
                 gb.find_submission_notebook(notebook, assignment, student).late_submission_penalty = penalty
                 gb.db.commit()
         # the premise: nbgrader's submission score holds the manual points and its penalty is apart
@@ -157,6 +158,10 @@ def test_the_command_names_the_missing_submissions_and_selects_assignments(cours
     stdout = capsys.readouterr().out
     assert f"wrote {out}" in stdout and "3 student(s), 1 assignment(s)" in stdout
     assert "no submission (exported as 0 points):\n  02_random_teachers: carol" in stdout
+    assert "answers still to grade by hand" not in stdout  # carol's 02 answer is missing, not ungraded
+    assert main(["--course", str(course), "--format", "csv", "--to", str(tmp_path / "all.csv")]) == 0
+    assert "still to grade by hand (exported with the points given so far" in (said := capsys.readouterr().out)
+    assert said.endswith("  01_dino: carol\n")  # her written answer of 01 is not graded yet
     assert list(read(out)[0]) == ["student", "first_name", "last_name", "email", "02_random_teachers", "total"]
     from nbgrader.api import Gradebook
 

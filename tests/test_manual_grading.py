@@ -122,8 +122,8 @@ def test_points_and_comments_are_read_from_the_gradebook(dino, tmp_path, monkeyp
         grade = gb.find_grade(third, stem, dino.id, "bob")  # left as released: nbgrader's autograde gives it 0
         grade.auto_score, grade.needs_manual_grade = 0, False
         gb.find_comment(third, stem, dino.id, "bob").auto_comment = "No response."
-        grade = gb.find_grade(first, stem, dino.id, "dan")  # graded, then resubmitted and autograded again: nbgrader
-        grade.manual_score, grade.needs_manual_grade = 2, True  # asks for a look again (SaveAutoGrades)
+        grade = gb.find_grade(first, stem, dino.id, "dan")  # graded, then recorded again (--force, a resubmission):
+        grade.manual_score, grade.needs_manual_grade = 2, True  # nbgrader flags it again, its points still count
         gb.db.commit()
     found = read_manual_grades(db_url, dino, ["ann", "bob", "cy", "dan", "eve"])
     assert set(found) == {"ann", "bob", "cy", "dan"}  # eve has nothing in the gradebook
@@ -134,7 +134,7 @@ def test_points_and_comments_are_read_from_the_gradebook(dino, tmp_path, monkeyp
     assert bob.answers == {first: Answer(1, dino.manual[first]), second: Answer(1.5, dino.manual[second]),
                            third: Answer(0, dino.manual[third], "No response.")}
     assert found["cy"].pending == list(dino.manual) and found["cy"].points == 0
-    assert found["dan"].pending == list(dino.manual)
+    assert found["dan"].pending == [second, third] and found["dan"].points == 2
     assert read_manual_grades(db_url, dino, ["ann"]).keys() == {"ann"}
 
 
@@ -253,10 +253,12 @@ def test_grading_by_hand_completes_the_grade_without_grading_again(dino, tmp_pat
         "assignment_id": dino.id, "notebook_id": stem, "submission_id": "x", "index": 0, "total": 2, "base_url": "",
         "student": "ann", "last_name": None, "first_name": None, "notebook_path": "autograded/ann"})
     assert RUBRIC_TITLE in page and "ann's own answer" in page and "**Rubric (" not in page and "Rubric (2" in page
-    # nbgrader's own feedback is made from the autograded notebook: without the rubric
+    # nbgrader's own feedback is made from the autograded notebook: without the rubric, with the configuration
+    # autograde wrote into the class folder (run there, as an instructor would)
+    assert "configure(c)" in (course / "nbgrader_config.py").read_text()
     nbgrader = str(Path(sys.executable).with_name("nbgrader"))
     run([nbgrader, "generate_feedback", dino.id, f"--CourseDirectory.root={course}",
-         f"--CourseDirectory.db_url={db_url}", "--CourseDirectory.feedback_directory=nbgrader_feedback"])
+         f"--CourseDirectory.db_url={db_url}", "--CourseDirectory.feedback_directory=nbgrader_feedback"], cwd=course)
     handed_out = (course / "nbgrader_feedback" / "ann" / dino.id / f"{stem}.html").read_text()
     assert "ann&#39;s own answer" in handed_out or "ann's own answer" in handed_out
     assert RUBRIC_TITLE not in handed_out and "Model answer" not in handed_out and "Rubric (2" not in handed_out
@@ -287,3 +289,7 @@ def test_grading_by_hand_completes_the_grade_without_grading_again(dino, tmp_pat
     assert index["ann"][f"{dino.id} total"] == "20.5" and index["bob"][f"{dino.id} needs manual grading"] == "yes"
     assert "14.75 / 22" in (course / "reports" / "index.html").read_text()
     assert "4.5/6" in done.stdout and "20.5/22" in done.stdout and "0/6*" in done.stdout
+    # recorded again (--force): nbgrader flags ann's answers for a look again, and the points given still count
+    assert "1 to grade" in _autograde(dino, course, "--force", "--student", "ann").stdout
+    rows = _grades_csv(course / "reports" / dino.id / "grades.csv")
+    assert [rows["ann"][k] for k in ("manual", "total", "needs_manual_grading")] == ["4.5", "20.5", "no"]

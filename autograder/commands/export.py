@@ -64,6 +64,7 @@ class Grades:
     assignments: dict[str, float]
     students: list[Student]
     missing: dict[str, list[str]]  # assignment -> the students without a submission (exported as 0)
+    pending: dict[str, list[str]] = field(default_factory=dict)  # assignment -> students with a cell still unscored
 
 
 def collect(gradebook, assignments: list[str] | None = None, students: list[str] | None = None) -> Grades:
@@ -104,6 +105,8 @@ def collect(gradebook, assignments: list[str] | None = None, students: list[str]
                 continue
             penalty = submission.late_submission_penalty or 0.0
             student.scores[assignment.name] = max(0.0, float(submission.score or 0.0) - penalty)
+            if any(g.manual_score is None and g.auto_score is None for nb in submission.notebooks for g in nb.grades):
+                grades.pending.setdefault(assignment.name, []).append(student.id)
     return grades
 
 
@@ -134,6 +137,9 @@ class GradesExport(ExportPlugin):
                       len(grades.assignments), path, self.lms)
         for name, who in grades.missing.items():
             self.log.warning("%s: no submission from %d student(s), exported as 0: %s", name, len(who), ", ".join(who))
+        for name, who in grades.pending.items():
+            self.log.warning("%s: %d student(s) with answers still to grade by hand, exported with the points given so "
+                             "far: %s", name, len(who), ", ".join(who))
         return Written(path, grades)
 
     def export(self, gradebook) -> None:
@@ -316,6 +322,11 @@ def main(argv: list[str] | None = None) -> int:
     if grades.missing:
         print("no submission (exported as 0 points):")
         for name, who in grades.missing.items():
+            print(f"  {name}: {', '.join(who)}")
+    if grades.pending:
+        print("answers still to grade by hand (exported with the points given so far; grade them in formgrader and "
+              "export again):")
+        for name, who in grades.pending.items():
             print(f"  {name}: {', '.join(who)}")
     if NEXT_STEP[args.format]:
         print(f"next: {NEXT_STEP[args.format]}")

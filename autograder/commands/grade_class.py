@@ -42,7 +42,7 @@ from functools import partial
 from pathlib import Path
 
 from autograder.assignment.course import COURSE_ROOT, Assignment, CourseError, private_files
-from autograder.commands import add_limit_arguments, limits_of, venv_env
+from autograder.commands import add_limit_arguments, limits_of, positive, venv_env
 from autograder.commands.cluster import cluster_verdicts, default_per_job, executor, folder_of, share_fields
 from autograder.commands.manual import hand_graded
 from autograder.commands.report import explain, print_table, write_feedback
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=None,
                         help="the course's folder with solutions/ and autograder/graders/ (default: --course if it "
                              "has the assignment's solution, else this course)")
-    parser.add_argument("--workers", type=int, default=None,
+    parser.add_argument("--workers", type=positive(int), default=None,
                         help="submissions graded at once (default: the number of cores); with --executor submitit: "
                              "in each job, which gets that many cores (default: 1)")
     add_limit_arguments(parser)
@@ -210,33 +210,47 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db-url", help="the gradebook (default: sqlite:///COURSE/gradebook.db)")
     parser.add_argument("--no-sandbox", action="store_true", help="do not use bubblewrap (resource limits only)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no class table")
-    cluster = parser.add_argument_group("grading across a cluster (see autograder/commands/cluster.py)")
+    cluster = parser.add_argument_group("grading across a cluster (autograder/README.md: A class across a cluster)")
     cluster.add_argument("--executor", choices=("local", "submitit"), default="local",
                          help="local: grade here (default); submitit: in jobs of a scheduler, recorded here")
-    cluster.add_argument("--cluster", choices=("slurm", "local"), default="slurm",
+    cluster.add_argument("--cluster", choices=("slurm", "local"), default=None,
                          help="submitit's executor: Slurm jobs (default) or local processes")
-    cluster.add_argument("--per-job", type=int, default=None,
+    cluster.add_argument("--per-job", type=positive(int), default=None,
                          help="submissions per job (default: Slurm 20; local: the class over this machine's cores)")
     cluster.add_argument("--partition", help="the Slurm partition")
-    cluster.add_argument("--job-minutes", type=float, default=None,
+    cluster.add_argument("--job-minutes", type=positive(float), default=None,
                          help="time limit of a job in minutes (default: its share's --timeout, plus 10)")
     cluster.add_argument("--slurm-option", action="append", default=[], metavar="KEY=VALUE",
                          help="another #SBATCH option for every job, e.g. account=myproject (repeatable)")
     args = parser.parse_args(argv)
+    given = [name for name, value in (("--cluster", args.cluster), ("--per-job", args.per_job),
+                                      ("--partition", args.partition), ("--job-minutes", args.job_minutes),
+                                      ("--slurm-option", args.slurm_option)) if value]
+    if given and args.executor != "submitit":
+        parser.error(f"{', '.join(given)} only apply with --executor submitit (this run would grade here); add "
+                     "--executor submitit, or leave them out")
+    args.cluster = args.cluster or "slurm"
 
     root = args.course.resolve()
     course_root = args.root or (root if (root / "solutions" / args.assignment).is_dir() else COURSE_ROOT)
     on_cluster = args.executor == "submitit"
     try:
         options = dict(option.split("=", 1) for option in args.slurm_option)
+        if not all(options):
+            raise ValueError
     except ValueError:
-        print(f"cannot autograde {args.assignment}: --slurm-option takes KEY=VALUE, got {args.slurm_option}",
-              file=sys.stderr)
-        return 2
+        parser.error(f"--slurm-option takes KEY=VALUE (an #SBATCH option without its dashes, e.g. account=my-course), "
+                     f"got {' '.join(args.slurm_option)}")
     try:
         assignment = Assignment.load(args.assignment, course_root.resolve())
         course = ClassFolder(root, assignment, args.db_url or f"sqlite:///{root / 'gradebook.db'}")
-        students = args.student or course.students()
+        known = course.students()
+        unknown = [s for s in args.student or [] if s not in known]
+        if unknown:
+            raise CourseError(f"no student {', '.join(map(repr, unknown))} in this class: expected a folder "
+                              f"{course.submitted()}/<student> or a student of the gradebook ({len(known)} students"
+                              + (f", e.g. {', '.join(known[:5])}" if known else "") + ")")
+        students = args.student or known
         if not students:
             raise CourseError(f"no submissions: expected {course.submitted()}/<student>/{assignment.id}/"
                               f"{assignment.notebook}")
@@ -277,6 +291,18 @@ def main(argv: list[str] | None = None) -> int:
             + f"; isolation: {isolation or engine.sandbox.isolation.describe()}")
         print(f"{assignment.id}: {len(students)} students, {len(todo)} to grade, {len(students) - len(todo)} "
               f"already graded" + (f" ({len(retry)} to record again)" if retry else "") + how)
+    from autograder.commands.nbgrader_hooks import write_course_config  # imports nbgrader: only here
+
+    try:
+        config = write_course_config(root)
+    except OSError as err:
+        config = None
+        print(f"WARNING: could not write {root / 'nbgrader_config.py'} ({err}); run nbgrader's own commands "
+              "(formgrader, generate_feedback) in this folder with the course's nbgrader_config.py, or they show the "
+              "rubrics to students", file=sys.stderr)
+    if config and not args.quiet:
+        print(f"wrote {config.name}: nbgrader's own commands in this folder (formgrader, generate_feedback, export) "
+              "use the course's configuration (rubrics for graders only)")
     start = time.monotonic()
     try:
         done = grade_class(course, source, len(todo), retry, quiet=args.quiet)

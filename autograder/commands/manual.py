@@ -7,10 +7,11 @@ them (:func:`hand_graded`, one query per class) and puts them into its outputs: 
 every feedback page (each answer's points and the grader's comment, then the final grade). Nothing is graded again
 for it: after grading by hand, run ``autograde`` again and every output is up to date.
 
-An answer counts once nbgrader says it needs no manual grade: formgrader clears that flag when a grader gives the
-points, and nbgrader sets it again when a changed submission is graded again (a grader looks at it once more). An
-answer the student left as released gets zero from nbgrader itself ("No response."). A missing submission has no
-answer to grade.
+An answer counts once a grader gave it points in formgrader (its manual score), as in nbgrader's own total (the
+score ``nbgrader export`` and ``python -m autograder export`` use): nbgrader flags every answer for a manual grade
+again whenever a notebook is recorded again (``--force``, a resubmission), and keeps the points given; they still
+count. An answer no grader has scored counts once nbgrader says it needs no manual grade: one the student left as
+released gets zero from nbgrader itself ("No response."). A missing submission has no answer to grade.
 """
 
 from __future__ import annotations
@@ -119,8 +120,9 @@ def read_manual_grades(db_url: str, assignment, students: list[str]) -> dict[str
                         query(gb, Comment, SolutionCell, Comment.manual_comment, Comment.auto_comment)}
     found: dict[str, dict[str, Answer]] = {}
     for student, grade_id, manual, auto, extra, needs in grades:
-        score = manual if manual is not None else auto  # nbgrader's Grade.score, but None while ungraded
-        points = None if needs or score is None else score + (extra or 0.0)
+        # nbgrader's Grade.score; None while no grader gave points and nbgrader still asks for them
+        score = manual if manual is not None else (None if needs else auto)
+        points = None if score is None else score + (extra or 0.0)
         found.setdefault(student, {})[grade_id] = Answer(points, cells[grade_id], comments.get((student, grade_id))
                                                          or "")
     wanted = set(students)

@@ -301,6 +301,31 @@ def configure(c, verdicts: type[ApplyVerdicts] = GradeWithEngine) -> None:
     c.GenerateFeedback.preprocessors = [DropRubrics, *GenerateFeedback.class_traits()["preprocessors"].default()]
 
 
+COURSE_CONFIG = '''"""nbgrader's configuration of this class folder (written by python -m autograder autograde).
+
+With it, nbgrader's own commands run here are the course's: formgrader shows each written answer's rubric,
+`nbgrader generate_feedback` drops the rubrics (students never get them), `nbgrader autograde` grades with the
+course's engine, `nbgrader export --exporter=autograder.commands.export.CanvasExport` exports for an LMS.
+"""
+
+from autograder.commands.nbgrader_hooks import configure
+
+c = get_config()  # noqa: F821 - provided by nbgrader when it loads this file
+
+configure(c)
+'''
+
+
+def write_course_config(folder: Path) -> Path | None:
+    """``folder/nbgrader_config.py`` with the course's configuration, unless the folder has one (returned: the file
+    written, or None)."""
+    path = Path(folder) / "nbgrader_config.py"
+    if path.exists():
+        return None
+    path.write_text(COURSE_CONFIG)
+    return path
+
+
 # ------------------------------------------------------------------------------------------------ class grading
 STAGED = UNGRADED  # statuses whose notebook nbgrader records as the staged one (nothing of it was graded)
 ERROR_LINE = re.compile(r"^\s*(?:\[ERROR\]\s*)?(?P<error>[A-Za-z_][\w.]*(?:Error|Exception|Exit)\b.*)$")

@@ -60,4 +60,4 @@ def regenerate(ids: list[str], check: bool = False, root: Path = COURSE_ROOT) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    return every_assignment("release", argv, regenerate)
+    return every_assignment("release", argv, regenerate, __doc__)

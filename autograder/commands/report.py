@@ -190,7 +190,7 @@ def _manual_summary(results: list[Verdict], assignment, manual, graded: list[Ver
     if not assignment.manual:
         return "."
     if manual is None:
-        return f"\n(+ {sum(assignment.manual.values()):g} points graded by hand)."
+        return f"\n(+ up to {sum(assignment.manual.values()):g} points for the written answers, graded by hand)."
     grades = {r.student: manual.of(r) for r in results}
     mean = sum(r.score + grades[r.student].points for r in graded) / len(graded) if graded else 0.0
     pending = [(r.student, g) for r in results for g in grades[r.student].pending]
@@ -205,8 +205,9 @@ def _manual_summary(results: list[Verdict], assignment, manual, graded: list[Ver
     still = (f"{len(pending)} written answer(s) of {students} student(s) still to grade by hand (nbgrader's "
              "formgrader; run autograde again afterwards)" if pending else "every written answer graded by hand")
     error = f" <b>The gradebook could not be read ({_e(manual.error)}).</b>" if manual.error else ""
-    return (f"\n(+ {sum(assignment.manual.values()):g} points graded by hand). Mean total with the points graded by "
-            f"hand so far: {mean:.2f} / {assignment.max_score + sum(assignment.manual.values()):g}; {still}.{error}"
+    total = assignment.max_score + sum(assignment.manual.values())
+    return (f"\n(+ up to {sum(assignment.manual.values()):g} points for the written answers, graded by hand). "
+            f"Mean total with the points graded by hand so far: {mean:.2f} / {total:g}; {still}.{error}"
             "</p>\n<h2>Written answers (graded by hand)</h2><table><tr><th>answer</th><th>points</th><th>graded</th>"
             f"<th>mean points</th><th>still to grade</th></tr>{''.join(rows)}</table><p>")
 

@@ -3,10 +3,11 @@
     python -m autograder signatures [ASSIGNMENT ...]           # write autograder/graders/<id>/bug_signatures.json
     python -m autograder signatures --check [ASSIGNMENT ...]   # exit 1 if a file differs from what grading gives
 
-Every planted bug of the assignment's ``mutants.py`` is graded by the engine as a submission (two at a time); the
-checks each one fails in its unit are its signature (:mod:`autograder.grading.diagnosis`), by which feedback names
-the likely bug of a student's unit. It prints which bugs get a name of their own, which share a signature (their
-feedback names all of them) and which fail no check at all (nothing can name them).
+Every planted bug of the assignment's ``mutants.py`` is graded by the engine as a submission (two at a time: a few
+minutes per assignment, also with --check); the checks each one fails in its unit are its signature
+(:mod:`autograder.grading.diagnosis`), by which feedback names the likely bug of a student's unit. It prints which
+bugs get a name of their own, which share a signature (their feedback names all of them) and which fail no check at
+all (nothing can name them).
 """
 
 from __future__ import annotations
@@ -76,4 +77,4 @@ def regenerate(ids: list[str], check: bool = False, root: Path = COURSE_ROOT) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    return every_assignment("signatures", argv, regenerate)
+    return every_assignment("signatures", argv, regenerate, __doc__)

@@ -15,6 +15,7 @@ import argparse
 import copy
 import importlib
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -270,6 +271,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     assignment = Assignment.load(args.assignment, args.root.resolve())
     catalog = examples(assignment).EXAMPLES
+    unknown = [n for n in args.names if n not in catalog]
+    if unknown:
+        print(f"error: no example {', '.join(map(repr, unknown))} of {assignment.id}; its examples are: "
+              f"{', '.join(catalog)}", file=sys.stderr)
+        return 2
     names = write_class(assignment, args.folder, args.names or None)
+    print(f"wrote {len(names)} submission(s) into {args.folder / 'submitted'}; the status each must get:")
     print(json.dumps({n: catalog[n].status for n in names}, indent=1))
+    print(f"next: python -m autograder autograde {assignment.id} --course {args.folder}")
     return 0
