@@ -29,6 +29,18 @@ def every_assignment(command: str, argv: list[str] | None, action, description: 
     return action(args.assignments, check=args.check, root=args.root.resolve())
 
 
+def checked(check: bool, stale: list[str], fix: str, current: str) -> int:
+    """How an ``every_assignment`` command ends: with ``--check``, exit 1 naming the ``stale`` files and the command
+    that makes them again (``fix``), or say they are ``current``; without it, 0."""
+    if not check:
+        return 0
+    if stale:
+        print(f"out of date: {'; '.join(stale)}; run `{fix}`")
+        return 1
+    print(current)
+    return 0
+
+
 def positive(kind=float):
     """An argparse type: a number of ``kind`` above zero (else argparse says what was given and what is expected)."""
     import argparse

@@ -17,7 +17,6 @@ log is ``COURSE/cluster/ASSIGNMENT/jobs/<job id>_0_log.out`` (and ``.err``).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import sys
@@ -110,13 +109,6 @@ def split(students: list[str], per_job: int) -> list[list[str]]:
     return [students[i:i + per_job] for i in range(0, len(students), per_job)]
 
 
-def _digest(path: Path) -> str:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
-    except OSError:
-        return "unreadable"
-
-
 def staged(course, student: str) -> tuple[Verdict, bytes | None] | str | None:
     """The verdict a job wrote for ``student`` and the bytes it graded; None: there is none; a reason (str): there is
     one, but it no longer holds (another submission, another grader), and it is dropped."""
@@ -131,7 +123,7 @@ def staged(course, student: str) -> tuple[Verdict, bytes | None] | str | None:
         reason = (f"its job graded it with another grader (fingerprint {verdict.grader}, here "
                   f"{course.assignment.fingerprint}): the node's course files or package versions differ from this "
                   "machine's, or they changed while it was graded; make them the same and grade it again")
-    elif verdict.sha256 != _digest(submission):
+    elif verdict.sha256 != course.digest(student):
         reason = "the submission changed while its job graded it"
     if reason:
         path.unlink(missing_ok=True)

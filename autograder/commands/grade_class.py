@@ -114,13 +114,16 @@ class ClassFolder:
         previous = self.previous(student)
         return not (previous and previous.status != Status.NOT_GRADED and self.unchanged(student, previous))
 
-    def unchanged(self, student: str, previous: Verdict) -> bool:
+    def digest(self, student: str) -> str | None:
+        """The sha256 of the student's submission ("" when there is none, None when it cannot be read)."""
         path = self.submission(student)
         try:
-            digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+            return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
         except OSError:
-            return False
-        return previous.grader == self.assignment.fingerprint and previous.sha256 == digest
+            return None
+
+    def unchanged(self, student: str, previous: Verdict) -> bool:
+        return previous.grader == self.assignment.fingerprint and previous.sha256 == self.digest(student)
 
 
 def grade_student(engine, course: ClassFolder, student: str) -> tuple[Verdict, bytes | None]:

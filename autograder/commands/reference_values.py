@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from autograder.assignment.course import COURSE_ROOT, Assignment, assignment_ids
-from autograder.commands import every_assignment
+from autograder.commands import checked, every_assignment
 from autograder.runtime.definitions import Namespace, reference
 from autograder.runtime.runner import graders_package
 
@@ -77,12 +77,7 @@ def regenerate(ids: list[str], check: bool = False, root: Path = COURSE_ROOT) ->
         else:
             path.write_text(json.dumps(values, indent=1) + "\n")
             print(f"wrote {path.relative_to(root)}")
-    if check:
-        if stale:
-            print("out of date: " + "; ".join(stale) + "; run `make reference`")
-            return 1
-        print("reference values are up to date")
-    return 0
+    return checked(check, stale, "make reference", "reference values are up to date")
 
 
 def main(argv: list[str] | None = None) -> int:

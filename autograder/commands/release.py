@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from autograder.assignment.course import COURSE_ROOT, Assignment
-from autograder.commands import every_assignment, venv_env
+from autograder.commands import checked, every_assignment, venv_env
 
 
 def generate(assignment: Assignment, course_root: Path) -> Path:
@@ -51,12 +51,7 @@ def regenerate(ids: list[str], check: bool = False, root: Path = COURSE_ROOT) ->
                 committed.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(fresh, committed)
                 print(f"wrote {committed.relative_to(root)}")
-    if check:
-        if stale:
-            print(f"out of date: {', '.join(stale)}; run `make release`")
-            return 1
-        print("assignments/ is up to date")
-    return 0
+    return checked(check, stale, "make release", "assignments/ is up to date")
 
 
 def main(argv: list[str] | None = None) -> int:

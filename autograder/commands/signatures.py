@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from autograder.assignment.course import COURSE_ROOT, Assignment, assignment_ids
-from autograder.commands import every_assignment
+from autograder.commands import checked, every_assignment
 from autograder.grading import diagnosis
 from autograder.grading.engine import Engine, Settings
 from autograder.grading.verdict import Verdict
@@ -68,12 +68,7 @@ def regenerate(ids: list[str], check: bool = False, root: Path = COURSE_ROOT) ->
         else:
             path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
             print(f"wrote {path.relative_to(root)}")
-    if check:
-        if stale:
-            print("out of date: " + "; ".join(stale) + "; run `python -m autograder signatures`")
-            return 1
-        print("bug signatures are up to date")
-    return 0
+    return checked(check, stale, "python -m autograder signatures", "bug signatures are up to date")
 
 
 def main(argv: list[str] | None = None) -> int:
